@@ -1,0 +1,363 @@
+"""The I/O shell: a Channels consumer that serves a Strawberry schema over WebSocket.
+
+The consumer owns the socket and the connection's tasks, and nothing else: every
+protocol decision is taken by the sans-IO machine of the negotiated subprotocol
+(:mod:`channels_graphql_typed.protocol`), every GraphQL execution by
+:class:`~channels_graphql_typed.execution.GraphqlExecutor`. Frames go in to the
+machine, actions come out, and :meth:`GraphqlWsConsumer._perform` carries them out.
+
+Tasks of a connection: the ``connection_init`` timer, the ``on_connect`` hook, the
+keep-alive timer, and one task per operation. Disconnect cancels and awaits all of
+them, so nothing outlives the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+from channels.consumer import get_handler_name
+from channels.generic.websocket import AsyncWebsocketConsumer
+from graphql import ExecutionResult, OperationType
+
+from .context import Context
+from .exceptions import ConnectionRejected
+from .execution import DEFAULT_DOCUMENT_CACHE_SIZE, GraphqlExecutor, format_result
+from .protocol import (
+    PROTOCOL_MACHINES,
+    SUBPROTOCOLS,
+    Close,
+    CloseCode,
+    ConnectionInitRequested,
+    Operation,
+    ProtocolMachine,
+    Send,
+    StartOperation,
+    StopOperation,
+)
+from .protocol.common import DEFAULT_MAX_MESSAGE_SIZE, error
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import strawberry
+    from asgiref.typing import (
+        WebSocketConnectEvent,
+        WebSocketDisconnectEvent,
+        WebSocketReceiveEvent,
+    )
+
+    from .execution import PreparedOperation
+    from .protocol import Action
+    from .protocol.messages import OperationPayload
+
+logger = logging.getLogger("channels_graphql_typed")
+
+_executors: dict[type[GraphqlWsConsumer], GraphqlExecutor] = {}
+
+INTERNAL_ERROR_MESSAGE: Final = "Internal server error"
+
+
+class GraphqlWsConsumer(AsyncWebsocketConsumer):
+    """Serves ``schema`` over both GraphQL WebSocket subprotocols.
+
+    Subclass it and set ``schema``; every other class attribute has a default::
+
+        class MyGraphqlConsumer(GraphqlWsConsumer):
+            schema = strawberry.Schema(query=Query, subscription=Subscription)
+            send_ping_every = 20
+    """
+
+    schema: ClassVar[strawberry.Schema]
+    """The Strawberry schema to serve (executed with graphql-core)."""
+
+    subprotocols: ClassVar[Sequence[str]] = SUBPROTOCOLS
+    """Accepted subprotocols; the client's first offered one that is listed here wins."""
+
+    strict_ordering: ClassVar[bool] = False
+    """Run operations one at a time in arrival order instead of concurrently."""
+
+    max_worker_threads: ClassVar[int | None] = None
+    """Size of the thread pool running sync resolvers (None: Python's default)."""
+
+    middleware: ClassVar[Sequence[Any]] = ()
+    """graphql-core middleware applied to every field of every operation."""
+
+    connection_init_wait_timeout: ClassVar[float | None] = 3
+    """Seconds to wait for ``connection_init`` before closing 4408 (None: forever)."""
+
+    send_ping_every: ClassVar[float | None] = None
+    """Seconds between keep-alives: ``ping`` (graphql-transport-ws) or ``ka`` (graphql-ws)."""
+
+    max_operations_per_connection: ClassVar[int | None] = 100
+    """Active operations allowed per connection; beyond it an operation gets an error."""
+
+    max_message_size: ClassVar[int | None] = DEFAULT_MAX_MESSAGE_SIZE
+    """Largest incoming frame, in bytes, that is parsed at all."""
+
+    document_cache_size: ClassVar[int] = DEFAULT_DOCUMENT_CACHE_SIZE
+    """How many distinct query texts keep their parsed and validated document."""
+
+    context_class: ClassVar[type[Context]] = Context
+    """Class of ``info.context``; subclass :class:`Context` to add typed attributes."""
+
+    # --- hooks ----------------------------------------------------------------------------
+
+    async def on_connect(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Called with the ``connection_init`` payload; returns the ack payload.
+
+        Raise :class:`ConnectionRejected` to refuse the connection.
+        """
+        return None
+
+    async def on_operation(self, id: str, payload: OperationPayload) -> None:
+        """Called before each operation runs; raise to reject that operation."""
+
+    async def on_disconnect(self, code: int) -> None:
+        """Called once the socket is closed and every task of it has ended."""
+
+    # --- class-level resources --------------------------------------------------------------
+
+    @classmethod
+    def executor(cls) -> GraphqlExecutor:
+        """The executor shared by every connection of this class (created on first use)."""
+        executor = _executors.get(cls)
+        if executor is None:
+            executor = _executors[cls] = GraphqlExecutor(
+                cls.schema,
+                middleware=cls.middleware,
+                max_worker_threads=cls.max_worker_threads,
+                document_cache_size=cls.document_cache_size,
+            )
+        return executor
+
+    # --- connection state ------------------------------------------------------------------
+
+    machine: ProtocolMachine | None
+    context: Context
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.machine = None
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._operation_tasks: dict[Operation, asyncio.Task[None]] = {}
+        self._ordered_operations: asyncio.Queue[Operation] | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch takes a thread hop per message to close stale database
+        # connections; our resolvers that may touch the database already run in
+        # threads that do this themselves, so the hop would only add latency.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
+        offered = self.scope.get("subprotocols") or []
+        chosen = next(
+            (p for p in offered if p in self.subprotocols and p in PROTOCOL_MACHINES), None
+        )
+        if chosen is None:
+            # Accept first so that the client sees the close code and reason.
+            await self.accept()
+            await self._close(CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE, "Subprotocol not acceptable")
+            return
+        self.machine = PROTOCOL_MACHINES[chosen](
+            max_operations=self.max_operations_per_connection,
+            max_message_size=self.max_message_size,
+        )
+        channel_name = getattr(self, "channel_name", None) or f"cgt.local!{uuid.uuid4().hex}"
+        self.context = self.context_class(scope=self.scope, channel_name=channel_name)
+        await self.accept(chosen)
+        if self.connection_init_wait_timeout is not None:
+            self._spawn(self._init_timer(self.connection_init_wait_timeout))
+
+    async def websocket_receive(self, message: WebSocketReceiveEvent) -> None:
+        if self.machine is None:
+            return
+        text = message.get("text")
+        if text is not None:
+            actions = self.machine.receive_text(text)
+        else:
+            actions = self.machine.receive_bytes(message.get("bytes") or b"")
+        await self._perform(actions)
+
+    async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
+        self._closed = True
+        if self.machine is not None:
+            self.machine.close(CloseCode.NORMAL, "")
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.machine is not None:
+            try:
+                await self.on_disconnect(message.get("code", CloseCode.NORMAL))
+            except Exception:
+                logger.exception("on_disconnect raised")
+        await super().websocket_disconnect(message)
+
+    # --- carrying out the machine's actions --------------------------------------------------
+
+    async def _perform(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Send(message):
+                    await self._send_text(json.dumps(message, separators=(",", ":")))
+                case Close(code, reason):
+                    await self._close(code, reason)
+                case StartOperation(operation):
+                    self._start_operation(operation)
+                case StopOperation(operation):
+                    task = self._operation_tasks.pop(operation, None)
+                    if task is not None:
+                        task.cancel()
+                case ConnectionInitRequested(payload):
+                    self._spawn(self._initialise(payload))
+
+    async def _send_text(self, text: str) -> None:
+        if self._closed:
+            return
+        try:
+            await self.send(text_data=text)
+        except OSError:
+            # The ASGI server says the socket is gone; disconnect will follow.
+            self._closed = True
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            await self.close(code, reason)
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- connection handshake and timers -------------------------------------------------------
+
+    async def _init_timer(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+        assert self.machine is not None
+        await self._perform(self.machine.init_timeout())
+
+    async def _initialise(self, payload: dict[str, Any]) -> None:
+        assert self.machine is not None
+        self.context.connection_params = payload
+        try:
+            ack = await self.on_connect(payload)
+        except ConnectionRejected as exc:
+            await self._perform(self.machine.reject_connection(exc.payload))
+            return
+        except Exception:
+            logger.exception("on_connect raised")
+            await self._perform(self.machine.reject_connection({"message": "Forbidden"}))
+            return
+        actions = self.machine.accept_connection(ack)
+        if self.send_ping_every is not None and actions:
+            if self.machine.keepalive_on_ack:
+                actions += self.machine.keepalive()
+            self._spawn(self._keepalive_timer(self.send_ping_every))
+        await self._perform(actions)
+
+    async def _keepalive_timer(self, every: float) -> None:
+        assert self.machine is not None
+        while not self._closed:
+            await asyncio.sleep(every)
+            await self._perform(self.machine.keepalive())
+
+    # --- operations ------------------------------------------------------------------------------
+
+    def _start_operation(self, operation: Operation) -> None:
+        if self.strict_ordering:
+            if self._ordered_operations is None:
+                self._ordered_operations = asyncio.Queue()
+                self._spawn(self._run_in_order(self._ordered_operations))
+            self._ordered_operations.put_nowait(operation)
+            return
+        self._launch(operation, None)
+
+    def _launch(self, operation: Operation, ready: asyncio.Event | None) -> asyncio.Task[None]:
+        task = self._spawn(self._run_operation(operation, ready))
+        self._operation_tasks[operation] = task
+
+        def forget(_: asyncio.Task[None]) -> None:
+            if self._operation_tasks.get(operation) is task:
+                del self._operation_tasks[operation]
+
+        task.add_done_callback(forget)
+        return task
+
+    async def _run_in_order(self, queue: asyncio.Queue[Operation]) -> None:
+        assert self.machine is not None
+        while True:
+            operation = await queue.get()
+            if not self.machine.is_active(operation):
+                continue  # completed by the client while waiting for its turn
+            ready = asyncio.Event()
+            task = self._launch(operation, ready)
+            waiter = asyncio.ensure_future(ready.wait())
+            try:
+                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+
+    async def _run_operation(self, operation: Operation, ready: asyncio.Event | None) -> None:
+        machine = self.machine
+        assert machine is not None
+        try:
+            try:
+                await self.on_operation(operation.id, operation.payload)
+            except Exception as exc:
+                await self._perform(
+                    machine.send_errors(operation, [error(str(exc) or "Operation rejected")])
+                )
+                return
+            prepared = self.executor().prepare(operation.payload)
+            if isinstance(prepared, list):
+                await self._perform(machine.send_errors(operation, prepared))
+                return
+            if prepared.operation_type is OperationType.SUBSCRIPTION:
+                await self._run_subscription(operation, prepared, ready)
+                return
+            result = await self.executor().execute(prepared, self.context)
+            await self._perform(machine.send_result(operation, format_result(result)))
+            await self._perform(machine.complete(operation))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Operation %r failed", operation.id)
+            await self._perform(machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)]))
+        finally:
+            if ready is not None:
+                ready.set()
+
+    async def _run_subscription(
+        self, operation: Operation, prepared: PreparedOperation, ready: asyncio.Event | None
+    ) -> None:
+        machine = self.machine
+        assert machine is not None
+        stream = await self.executor().subscribe(prepared, self.context)
+        if ready is not None:
+            ready.set()
+        if isinstance(stream, ExecutionResult):
+            await self._perform(machine.send_result(operation, format_result(stream)))
+            await self._perform(machine.complete(operation))
+            return
+        try:
+            async for result in stream:
+                await self._perform(machine.send_result(operation, format_result(result)))
+            await self._perform(machine.complete(operation))
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()

@@ -1,0 +1,304 @@
+"""The one place that talks to graphql-core.
+
+* :class:`DocumentCache` parses and validates each distinct query text once (bounded
+  LRU), so a thousand clients sending the same subscription cost one parse.
+* :class:`GraphqlExecutor` runs operations against the GraphQLSchema that a
+  Strawberry schema wraps: queries and mutations with ``execute``, subscriptions with
+  ``subscribe``.
+* Sync resolvers never run on the event loop. Which fields have a sync resolver of
+  the user's is decided once per schema; those resolvers (and only those: plain
+  attribute fields stay on the loop, where they cost nothing) are wrapped to run in a
+  bounded thread pool, with Django's stale-connection cleanup around them like
+  Channels' ``database_sync_to_async``. The wrapping is done through graphql-core's
+  middleware hook, as the innermost layer, so user middleware still sees every field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextvars
+import dataclasses
+import inspect
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import graphql
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    MiddlewareManager,
+    OperationType,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Sequence
+
+    import strawberry
+    from graphql.validation import ASTValidationRule
+
+    from .protocol.messages import ExecutionResultPayload, FormattedError, OperationPayload
+
+logger = logging.getLogger("channels_graphql_typed")
+
+STRAWBERRY_DEFINITION: Final = "strawberry-definition"
+DEFAULT_DOCUMENT_CACHE_SIZE: Final = 1000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PreparedDocument:
+    """A parsed and validated document, or the errors that made it invalid."""
+
+    document: DocumentNode | None
+    errors: tuple[GraphQLError, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PreparedOperation:
+    """An operation ready to execute: the cached document plus this request's inputs."""
+
+    document: DocumentNode
+    operation_type: OperationType
+    variables: dict[str, Any] | None
+    operation_name: str | None
+
+
+class DocumentCache:
+    """Parse + validate once per query text; a bounded LRU shared by all connections."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        *,
+        max_size: int = DEFAULT_DOCUMENT_CACHE_SIZE,
+        rules: Sequence[type[ASTValidationRule]] | None = None,
+    ) -> None:
+        self._schema = schema
+        self._max_size = max_size
+        self._rules = rules
+        self._entries: collections.OrderedDict[str, PreparedDocument] = collections.OrderedDict()
+        # Connections run on one loop, but a cache may be shared by several loops in
+        # tests or in several threads; the lock keeps the LRU consistent.
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, query: str) -> PreparedDocument:
+        with self._lock:
+            entry = self._entries.get(query)
+            if entry is not None:
+                self._entries.move_to_end(query)
+                return entry
+        entry = self._prepare(query)
+        with self._lock:
+            self._entries[query] = entry
+            while len(self._entries) > self._max_size:
+                self._entries.popitem(last=False)
+        return entry
+
+    def _prepare(self, query: str) -> PreparedDocument:
+        try:
+            document = graphql.parse(query)
+        except GraphQLError as exc:
+            return PreparedDocument(None, (exc,))
+        except RecursionError:
+            return PreparedDocument(None, (GraphQLError("Document is nested too deeply."),))
+        try:
+            errors = graphql.validate(self._schema, document, self._rules)
+        except RecursionError:
+            return PreparedDocument(None, (GraphQLError("Document is nested too deeply."),))
+        if errors:
+            return PreparedDocument(None, tuple(errors))
+        return PreparedDocument(document, ())
+
+
+def format_errors(errors: Sequence[GraphQLError]) -> list[FormattedError]:
+    return [cast("FormattedError", error.formatted) for error in errors]
+
+
+def format_result(result: ExecutionResult) -> ExecutionResultPayload:
+    """The wire form of a result; unexpected resolver exceptions are logged."""
+    if result.errors:
+        for error in result.errors:
+            original = error.original_error
+            if original is not None and not isinstance(original, GraphQLError):
+                logger.error(
+                    "Exception in a resolver of field %s",
+                    ".".join(str(part) for part in error.path or ()),
+                    exc_info=(type(original), original, original.__traceback__),
+                )
+    return cast("ExecutionResultPayload", result.formatted)
+
+
+def _sync_user_resolvers(schema: GraphQLSchema) -> set[Callable[..., Any]]:
+    """The resolve functions of fields whose user-written resolver is synchronous."""
+    resolvers: set[Callable[..., Any]] = set()
+    for type_ in schema.type_map.values():
+        if type_.name.startswith("__") or not isinstance(
+            type_, GraphQLObjectType | GraphQLInterfaceType
+        ):
+            continue
+        for field in type_.fields.values():
+            if field.resolve is None:
+                continue
+            definition = (field.extensions or {}).get(STRAWBERRY_DEFINITION)
+            if definition is None:
+                # A plain graphql-core field: offload unless it is a coroutine function.
+                if not inspect.iscoroutinefunction(field.resolve):
+                    resolvers.add(field.resolve)
+                continue
+            if definition.is_subscription or definition.base_resolver is None:
+                continue
+            if not definition.is_async:
+                resolvers.add(field.resolve)
+    return resolvers
+
+
+def _call_in_thread(
+    resolver: Callable[..., Any], root: Any, info: Any, args: dict[str, Any]
+) -> Any:
+    from django.db import close_old_connections
+    from django.db.models import QuerySet
+
+    close_old_connections()
+    try:
+        result = resolver(root, info, **args)
+        # A lazy QuerySet would be evaluated later, on the event loop, where Django
+        # refuses to query: evaluate it here.
+        if isinstance(result, QuerySet):
+            result = list(result)
+        return result
+    finally:
+        close_old_connections()
+
+
+class ExecutionMiddleware(MiddlewareManager):
+    """User middleware, with the thread offload of sync resolvers as innermost layer."""
+
+    def __init__(
+        self,
+        *middlewares: Any,
+        offloaded: set[Callable[..., Any]],
+        executor: Callable[[], concurrent.futures.Executor],
+    ) -> None:
+        super().__init__(*middlewares)
+        self._offloaded = offloaded
+        self._executor = executor
+        self._wrappers: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def get_field_resolver(self, field_resolver: Callable[..., Any]) -> Callable[..., Any]:
+        if field_resolver in self._offloaded:
+            wrapper = self._wrappers.get(field_resolver)
+            if wrapper is None:
+                wrapper = self._wrappers[field_resolver] = self._offload(field_resolver)
+            field_resolver = wrapper
+        return super().get_field_resolver(field_resolver)
+
+    def _offload(self, resolver: Callable[..., Any]) -> Callable[..., Any]:
+        def run_in_thread(root: Any, info: Any, **args: Any) -> asyncio.Future[Any]:
+            loop = asyncio.get_running_loop()
+            context = contextvars.copy_context()
+            return loop.run_in_executor(
+                self._executor(), context.run, _call_in_thread, resolver, root, info, args
+            )
+
+        return run_in_thread
+
+
+class GraphqlExecutor:
+    """Executes operations of one schema; one instance serves every connection of a
+    consumer class."""
+
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        *,
+        middleware: Sequence[Any] = (),
+        max_worker_threads: int | None = None,
+        document_cache_size: int = DEFAULT_DOCUMENT_CACHE_SIZE,
+        validation_rules: Sequence[type[ASTValidationRule]] | None = None,
+    ) -> None:
+        self.strawberry_schema = schema
+        self.schema: GraphQLSchema = schema._schema
+        self.documents = DocumentCache(
+            self.schema, max_size=document_cache_size, rules=validation_rules
+        )
+        self._max_worker_threads = max_worker_threads
+        self._thread_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._thread_pool_lock = threading.Lock()
+        self.middleware = ExecutionMiddleware(
+            *middleware, offloaded=_sync_user_resolvers(self.schema), executor=self.thread_pool
+        )
+
+    def thread_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The pool that runs sync resolvers, created on first use."""
+        if self._thread_pool is None:
+            with self._thread_pool_lock:
+                if self._thread_pool is None:
+                    self._thread_pool = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=self._max_worker_threads,
+                        thread_name_prefix="graphql-resolver",
+                    )
+        return self._thread_pool
+
+    def prepare(self, payload: OperationPayload) -> PreparedOperation | list[FormattedError]:
+        """Parse, validate and select the operation; errors are in wire form."""
+        prepared = self.documents.get(payload["query"])
+        if prepared.document is None:
+            return format_errors(prepared.errors)
+        operation_name = payload.get("operationName")
+        operation = graphql.get_operation_ast(prepared.document, operation_name)
+        if operation is None:
+            message = (
+                f"Unknown operation named '{operation_name}'."
+                if operation_name
+                else "Must provide operation name if query contains multiple operations."
+            )
+            return [{"message": message}]
+        return PreparedOperation(
+            document=prepared.document,
+            operation_type=operation.operation,
+            variables=payload.get("variables"),
+            operation_name=operation_name,
+        )
+
+    async def execute(
+        self, operation: PreparedOperation, context: Any, root_value: Any = None
+    ) -> ExecutionResult:
+        """Run a query or a mutation."""
+        result = graphql.execute(
+            self.schema,
+            operation.document,
+            root_value=root_value,
+            context_value=context,
+            variable_values=operation.variables,
+            operation_name=operation.operation_name,
+            middleware=self.middleware,
+        )
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    async def subscribe(
+        self, operation: PreparedOperation, context: Any, root_value: Any = None
+    ) -> AsyncIterator[ExecutionResult] | ExecutionResult:
+        """Start a subscription: a stream of results, or the result that refused it."""
+        result = graphql.subscribe(
+            self.schema,
+            operation.document,
+            root_value=root_value,
+            context_value=context,
+            variable_values=operation.variables,
+            operation_name=operation.operation_name,
+            middleware=self.middleware,
+        )
+        if inspect.isawaitable(result):
+            return await result
+        return result

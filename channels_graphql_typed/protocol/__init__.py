@@ -1,0 +1,47 @@
+"""Sans-IO state machines of the two GraphQL WebSocket subprotocols.
+
+See :mod:`.common` for the theory of operation.
+"""
+
+from __future__ import annotations
+
+from .common import (
+    Action,
+    Close,
+    CloseCode,
+    ConnectionInitRequested,
+    ConnectionState,
+    Operation,
+    ProtocolMachine,
+    Send,
+    StartOperation,
+    StopOperation,
+)
+from .legacy_ws import GraphqlWsProtocol
+from .messages import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, SUBPROTOCOLS, Subprotocol
+from .transport_ws import GraphqlTransportWsProtocol
+
+PROTOCOL_MACHINES: dict[str, type[ProtocolMachine]] = {
+    GRAPHQL_TRANSPORT_WS: GraphqlTransportWsProtocol,
+    GRAPHQL_WS: GraphqlWsProtocol,
+}
+
+__all__ = [
+    "GRAPHQL_TRANSPORT_WS",
+    "GRAPHQL_WS",
+    "PROTOCOL_MACHINES",
+    "SUBPROTOCOLS",
+    "Action",
+    "Close",
+    "CloseCode",
+    "ConnectionInitRequested",
+    "ConnectionState",
+    "GraphqlTransportWsProtocol",
+    "GraphqlWsProtocol",
+    "Operation",
+    "ProtocolMachine",
+    "Send",
+    "StartOperation",
+    "StopOperation",
+    "Subprotocol",
+]

@@ -1,0 +1,311 @@
+"""Pieces shared by both protocol state machines: close codes, actions, operations.
+
+Theory of operation
+-------------------
+A protocol machine is a sans-IO object: it never awaits, never touches a socket,
+knows nothing of Channels or Django. The I/O shell (the consumer) feeds it what
+happens -- a text or binary frame arrived, the ``on_connect`` hook accepted or
+rejected the connection, an operation produced a result, a timer fired -- and each
+call returns a list of *actions* for the shell to carry out, in order:
+
+* :class:`Send` -- send this message (a JSON-serializable dict) to the client;
+* :class:`Close` -- close the socket with this code and reason;
+* :class:`ConnectionInitRequested` -- run the ``on_connect`` hook with this payload,
+  then call :meth:`ProtocolMachine.accept_connection` or
+  :meth:`ProtocolMachine.reject_connection`;
+* :class:`StartOperation` / :class:`StopOperation` -- start or cancel the execution of
+  one operation.
+
+The machine is the single authority on which operations are active. Each started
+operation is an :class:`Operation` object; results are reported against that
+object, not against its id, so that a result of an operation the client has
+already completed (whose id the client may even have reused) is dropped instead
+of being sent under the new operation's id.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import enum
+import json
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .messages import ExecutionResultPayload, FormattedError, OperationPayload, ServerMessage
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes used by both protocols (graphql-transport-ws PROTOCOL.md)."""
+
+    NORMAL = 1000
+    INTERNAL_ERROR = 4500
+    BAD_REQUEST = 4400
+    UNAUTHORIZED = 4401
+    FORBIDDEN = 4403
+    SUBPROTOCOL_NOT_ACCEPTABLE = 4406
+    CONNECTION_INITIALISATION_TIMEOUT = 4408
+    SUBSCRIBER_ALREADY_EXISTS = 4409
+    TOO_MANY_INITIALISATION_REQUESTS = 4429
+
+
+class ConnectionState(enum.Enum):
+    """Where a connection is in its handshake."""
+
+    AWAITING_INIT = "awaiting_init"
+    """No ``connection_init`` received yet."""
+    INITIALISING = "initialising"
+    """``connection_init`` received; ``on_connect`` is running."""
+    READY = "ready"
+    """Acknowledged: operations may run."""
+    CLOSED = "closed"
+    """The machine asked to close; it ignores everything from now on."""
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class Operation:
+    """One operation started by the client: identity matters, not the id alone."""
+
+    id: str
+    payload: OperationPayload
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Send:
+    message: ServerMessage
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Close:
+    code: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectionInitRequested:
+    payload: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StartOperation:
+    operation: Operation
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StopOperation:
+    operation: Operation
+
+
+Action = Send | Close | ConnectionInitRequested | StartOperation | StopOperation
+
+DEFAULT_MAX_MESSAGE_SIZE: Final = 1024 * 1024
+MAX_OPERATION_ID_LENGTH: Final = 1024
+MAX_CLOSE_REASON_BYTES: Final = 123
+
+
+class InvalidMessage(Exception):
+    """Raised inside a machine while validating an incoming message."""
+
+    def __init__(self, reason: str, operation_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.operation_id = operation_id
+
+
+def error(message: str) -> FormattedError:
+    """A wire error with only a message."""
+    return {"message": message}
+
+
+def message_too_large(text: str, limit: int) -> bool:
+    # A character takes 1 to 4 bytes in UTF-8: decide without encoding when we can.
+    if len(text) > limit:
+        return True
+    if len(text) * 4 <= limit:
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def truncate_reason(reason: str) -> str:
+    """A close reason must fit in 123 bytes of UTF-8 (RFC 6455, section 5.5)."""
+    # "replace": a reason may quote client input (an operation id), and JSON lets a
+    # client send lone surrogates ("\ud800") that UTF-8 cannot encode.
+    encoded = reason.encode("utf-8", "replace")
+    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
+        return encoded.decode("utf-8")
+    return encoded[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
+
+
+def decode_frame(text: str) -> dict[str, Any]:
+    """Parse one text frame into a dict with a string ``type``, or raise InvalidMessage."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise InvalidMessage("Invalid message: not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidMessage("Invalid message: expected a JSON object")
+    message_type = value.get("type")
+    if not isinstance(message_type, str):
+        raise InvalidMessage("Invalid message: missing or non-string 'type'")
+    return value
+
+
+def optional_object(message: dict[str, Any], key: str, what: str) -> dict[str, Any] | None:
+    value = message.get(key)
+    if value is None or isinstance(value, dict):
+        return value
+    raise InvalidMessage(f"Invalid message: {what} must be an object")
+
+
+def operation_id(message: dict[str, Any]) -> str:
+    value = message.get("id")
+    if not isinstance(value, str) or not value:
+        raise InvalidMessage("Invalid message: 'id' must be a non-empty string")
+    if len(value) > MAX_OPERATION_ID_LENGTH:
+        raise InvalidMessage("Invalid message: 'id' is too long")
+    return value
+
+
+def operation_payload(message: dict[str, Any], operation: str) -> OperationPayload:
+    payload = message.get("payload")
+    if not isinstance(payload, dict):
+        raise InvalidMessage("Invalid message: the operation payload must be an object", operation)
+    query = payload.get("query")
+    if not isinstance(query, str):
+        raise InvalidMessage("Invalid message: 'payload.query' must be a string", operation)
+    result: OperationPayload = {"query": query}
+    variables = payload.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise InvalidMessage("Invalid message: 'payload.variables' must be an object", operation)
+    result["variables"] = variables
+    operation_name = payload.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise InvalidMessage("Invalid message: 'payload.operationName' must be a string", operation)
+    result["operationName"] = operation_name
+    extensions = payload.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise InvalidMessage("Invalid message: 'payload.extensions' must be an object", operation)
+    result["extensions"] = extensions
+    return result
+
+
+class ProtocolMachine(abc.ABC):
+    """State shared by both protocols: the handshake state and the active operations.
+
+    Subclasses implement the wire format (:meth:`receive_text` and the message builders).
+    """
+
+    subprotocol: str
+    keepalive_on_ack = False
+    """Whether the protocol expects a keep-alive right after the acknowledgement."""
+
+    def __init__(
+        self,
+        *,
+        max_operations: int | None = 100,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        self.state = ConnectionState.AWAITING_INIT
+        self.max_operations = max_operations
+        self.max_message_size = max_message_size
+        self.operations: dict[str, Operation] = {}
+
+    # --- events from the I/O shell --------------------------------------------------------
+
+    @abc.abstractmethod
+    def receive_text(self, text: str) -> list[Action]:
+        """A text frame arrived."""
+
+    @abc.abstractmethod
+    def receive_bytes(self, data: bytes) -> list[Action]:
+        """A binary frame arrived."""
+
+    def accept_connection(self, payload: dict[str, Any] | None) -> list[Action]:
+        """``on_connect`` accepted the connection: acknowledge it."""
+        if self.state is not ConnectionState.INITIALISING:
+            return []
+        self.state = ConnectionState.READY
+        return self._acknowledge(payload)
+
+    def reject_connection(self, payload: dict[str, Any] | None) -> list[Action]:
+        """``on_connect`` refused the connection."""
+        if self.state is ConnectionState.CLOSED:
+            return []
+        return self._reject(payload)
+
+    def init_timeout(self) -> list[Action]:
+        """The ``connection_init`` wait timer fired."""
+        if self.state is not ConnectionState.AWAITING_INIT:
+            return []
+        return self.close(
+            CloseCode.CONNECTION_INITIALISATION_TIMEOUT, "Connection initialisation timeout"
+        )
+
+    def is_active(self, operation: Operation) -> bool:
+        return self.operations.get(operation.id) is operation
+
+    def send_result(self, operation: Operation, result: ExecutionResultPayload) -> list[Action]:
+        """One result of an operation (a query's only result or a subscription event)."""
+        if not self.is_active(operation):
+            return []
+        return [Send(self._result_message(operation.id, result))]
+
+    def send_errors(self, operation: Operation, errors: Sequence[FormattedError]) -> list[Action]:
+        """The operation failed before execution (parse, validation, rejection): it ends."""
+        if not self.is_active(operation):
+            return []
+        del self.operations[operation.id]
+        return [Send(self._errors_message(operation.id, list(errors)))]
+
+    def complete(self, operation: Operation) -> list[Action]:
+        """The operation finished on the server side."""
+        if not self.is_active(operation):
+            return []
+        del self.operations[operation.id]
+        return [Send({"type": "complete", "id": operation.id})]
+
+    @abc.abstractmethod
+    def keepalive(self) -> list[Action]:
+        """The keep-alive timer fired."""
+
+    def close(self, code: int, reason: str) -> list[Action]:
+        """Close the connection; every active operation is stopped first."""
+        if self.state is ConnectionState.CLOSED:
+            return []
+        self.state = ConnectionState.CLOSED
+        actions: list[Action] = [StopOperation(op) for op in self.operations.values()]
+        self.operations.clear()
+        actions.append(Close(code, truncate_reason(reason)))
+        return actions
+
+    # --- helpers for subclasses -----------------------------------------------------------
+
+    def _too_large(self, text: str) -> bool:
+        return self.max_message_size is not None and message_too_large(text, self.max_message_size)
+
+    def _too_many_operations(self) -> bool:
+        return self.max_operations is not None and len(self.operations) >= self.max_operations
+
+    def _start(self, operation_id: str, payload: OperationPayload) -> list[Action]:
+        operation = Operation(operation_id, payload)
+        self.operations[operation_id] = operation
+        return [StartOperation(operation)]
+
+    @abc.abstractmethod
+    def _acknowledge(self, payload: dict[str, Any] | None) -> list[Action]: ...
+
+    @abc.abstractmethod
+    def _reject(self, payload: dict[str, Any] | None) -> list[Action]: ...
+
+    @abc.abstractmethod
+    def _result_message(
+        self, operation_id: str, result: ExecutionResultPayload
+    ) -> ServerMessage: ...
+
+    @abc.abstractmethod
+    def _errors_message(self, operation_id: str, errors: list[FormattedError]) -> ServerMessage: ...
+
+
+TOO_MANY_OPERATIONS = "Too many operations on this connection"

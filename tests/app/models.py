@@ -1,0 +1,13 @@
+"""Models used by the test suite."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Note(models.Model):
+    text = models.CharField(max_length=200)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        app_label = "app"

@@ -1,0 +1,86 @@
+"""Consumer classes and the ASGI application used by the tests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.core.asgi import get_asgi_application
+from django.urls import path
+
+from channels_graphql_typed import ConnectionRejected, GraphqlWsConsumer, OperationRejected
+from tests.schema import CounterContext, schema
+
+if TYPE_CHECKING:
+    from channels_graphql_typed.protocol.messages import OperationPayload
+
+
+class SchemaConsumer(GraphqlWsConsumer):
+    """The test schema with default settings."""
+
+    schema = schema
+
+
+class HookConsumer(GraphqlWsConsumer):
+    """Exercises every hook: token check, ack payload, operation veto, disconnect."""
+
+    schema = schema
+    context_class = CounterContext
+    disconnects: list[int] = []
+
+    async def on_connect(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        if payload.get("token") != "secret":
+            raise ConnectionRejected({"message": "Bad token"})
+        return {"welcome": True}
+
+    async def on_operation(self, id: str, payload: OperationPayload) -> None:
+        if "forbidden" in payload["query"]:
+            raise OperationRejected("This operation is not allowed")
+        assert isinstance(self.context, CounterContext)
+        self.context.counter += 1
+
+    async def on_disconnect(self, code: int) -> None:
+        self.disconnects.append(code)
+
+
+class PingConsumer(GraphqlWsConsumer):
+    schema = schema
+    send_ping_every = 0.05
+
+
+class OrderedConsumer(GraphqlWsConsumer):
+    schema = schema
+    strict_ordering = True
+
+
+class LimitedConsumer(GraphqlWsConsumer):
+    schema = schema
+    max_operations_per_connection = 2
+    connection_init_wait_timeout = 0.2
+
+
+class LegacyOnlyConsumer(GraphqlWsConsumer):
+    schema = schema
+    subprotocols = ("graphql-ws",)
+
+
+class SingleThreadConsumer(GraphqlWsConsumer):
+    schema = schema
+    max_worker_threads = 1
+
+
+# types-channels types django.urls.path() for Django views only, hence the ignores.
+websocket_routes = [
+    path("graphql/", SchemaConsumer.as_asgi()),  # type: ignore[arg-type]
+    path("hooks/", HookConsumer.as_asgi()),  # type: ignore[arg-type]
+]
+
+
+def application() -> ProtocolTypeRouter:
+    """HTTP through Django, WebSocket at /graphql/ through SchemaConsumer."""
+    return ProtocolTypeRouter(
+        {
+            "http": get_asgi_application(),
+            "websocket": URLRouter(websocket_routes),  # type: ignore[arg-type]
+        }
+    )
