@@ -6,14 +6,21 @@ from .consumer import GraphqlWsConsumer
 from .context import Context
 from .exceptions import ConnectionRejected, GraphqlWsError, OperationRejected
 from .protocol import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, CloseCode
+from .serialization import PayloadSerializationError
+from .subscription import SKIP, Info, Skip, Subscription
 
 __all__ = [
     "GRAPHQL_TRANSPORT_WS",
     "GRAPHQL_WS",
+    "SKIP",
     "CloseCode",
     "ConnectionRejected",
     "Context",
     "GraphqlWsConsumer",
     "GraphqlWsError",
+    "Info",
     "OperationRejected",
+    "PayloadSerializationError",
+    "Skip",
+    "Subscription",
 ]

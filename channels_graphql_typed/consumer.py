@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -27,6 +27,8 @@ from graphql import ExecutionResult, OperationType
 from .context import Context
 from .exceptions import ConnectionRejected
 from .execution import DEFAULT_DOCUMENT_CACHE_SIZE, GraphqlExecutor, format_result
+from .fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT
+from .operation import OperationSettings, current_operation
 from .protocol import (
     PROTOCOL_MACHINES,
     SUBPROTOCOLS,
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
 
     from .execution import PreparedOperation
     from .protocol import Action
-    from .protocol.messages import OperationPayload
+    from .protocol.messages import ExecutionResultPayload, OperationPayload
 
 logger = logging.getLogger("channels_graphql_typed")
 
@@ -104,6 +106,17 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
 
     context_class: ClassVar[type[Context]] = Context
     """Class of ``info.context``; subclass :class:`Context` to add typed attributes."""
+
+    notification_queue_limit: ClassVar[int | None] = DEFAULT_NOTIFICATION_QUEUE_LIMIT
+    """Pending notifications kept per subscriber that does not keep up (oldest dropped);
+    a typed subscription class may set its own."""
+
+    confirm_subscriptions: ClassVar[bool] = False
+    """Send ``subscription_confirmation_message`` as the first result of every
+    subscription, once it is registered in all its groups."""
+
+    subscription_confirmation_message: ClassVar[dict[str, Any]] = {"data": None}
+    """The confirmation's payload (sent in a ``next`` / ``data`` message)."""
 
     # --- hooks ----------------------------------------------------------------------------
 
@@ -314,6 +327,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     async def _run_operation(self, operation: Operation, ready: asyncio.Event | None) -> None:
         machine = self.machine
         assert machine is not None
+        current_operation.set(OperationSettings(self.notification_queue_limit))
         try:
             try:
                 await self.on_operation(operation.id, operation.payload)
@@ -347,6 +361,8 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         machine = self.machine
         assert machine is not None
         stream = await self.executor().subscribe(prepared, self.context)
+        # Typed subscriptions are in all their groups once subscribe() has returned:
+        # from here on, no broadcast can be missed, so the confirmation may go out.
         if ready is not None:
             ready.set()
         if isinstance(stream, ExecutionResult):
@@ -354,8 +370,21 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             await self._perform(machine.complete(operation))
             return
         try:
-            async for result in stream:
-                await self._perform(machine.send_result(operation, format_result(result)))
+            if self.confirm_subscriptions:
+                await self._perform(
+                    machine.send_result(
+                        operation,
+                        cast("ExecutionResultPayload", self.subscription_confirmation_message),
+                    )
+                )
+            try:
+                async for result in stream:
+                    await self._perform(machine.send_result(operation, format_result(result)))
+            except Exception as exc:
+                # The source stream itself failed (not a resolver inside one event).
+                logger.exception("Subscription %r failed", operation.id)
+                await self._perform(machine.send_errors(operation, [error(str(exc))]))
+                return
             await self._perform(machine.complete(operation))
         finally:
             aclose = getattr(stream, "aclose", None)

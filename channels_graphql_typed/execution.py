@@ -37,6 +37,8 @@ from graphql import (
     OperationType,
 )
 
+from .operation import PublishFailure
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -137,9 +139,13 @@ def format_result(result: ExecutionResult) -> ExecutionResultPayload:
     return cast("ExecutionResultPayload", result.formatted)
 
 
-def _sync_user_resolvers(schema: GraphQLSchema) -> set[Callable[..., Any]]:
-    """The resolve functions of fields whose user-written resolver is synchronous."""
+def _classify_resolvers(
+    schema: GraphQLSchema,
+) -> tuple[set[Callable[..., Any]], set[Callable[..., Any]]]:
+    """The resolve functions of fields whose user-written resolver is synchronous, and
+    those of subscription root fields."""
     resolvers: set[Callable[..., Any]] = set()
+    subscription_roots: set[Callable[..., Any]] = set()
     for type_ in schema.type_map.values():
         if type_.name.startswith("__") or not isinstance(
             type_, GraphQLObjectType | GraphQLInterfaceType
@@ -154,11 +160,11 @@ def _sync_user_resolvers(schema: GraphQLSchema) -> set[Callable[..., Any]]:
                 if not inspect.iscoroutinefunction(field.resolve):
                     resolvers.add(field.resolve)
                 continue
-            if definition.is_subscription or definition.base_resolver is None:
-                continue
-            if not definition.is_async:
+            if definition.is_subscription:
+                subscription_roots.add(field.resolve)
+            elif definition.base_resolver is not None and not definition.is_async:
                 resolvers.add(field.resolve)
-    return resolvers
+    return resolvers, subscription_roots
 
 
 def _call_in_thread(
@@ -179,27 +185,43 @@ def _call_in_thread(
         close_old_connections()
 
 
+def _raise_publish_failure(resolver: Callable[..., Any]) -> Callable[..., Any]:
+    def resolve_event(root: Any, info: Any, **args: Any) -> Any:
+        if isinstance(root, PublishFailure):
+            raise root.error
+        return resolver(root, info, **args)
+
+    return resolve_event
+
+
 class ExecutionMiddleware(MiddlewareManager):
-    """User middleware, with the thread offload of sync resolvers as innermost layer."""
+    """User middleware, around our innermost layer: the thread offload of sync
+    resolvers, and the error of a failed ``publish`` raised by its subscription field."""
 
     def __init__(
         self,
         *middlewares: Any,
         offloaded: set[Callable[..., Any]],
+        subscription_roots: set[Callable[..., Any]],
         executor: Callable[[], concurrent.futures.Executor],
     ) -> None:
         super().__init__(*middlewares)
         self._offloaded = offloaded
+        self._subscription_roots = subscription_roots
         self._executor = executor
         self._wrappers: dict[Callable[..., Any], Callable[..., Any]] = {}
 
     def get_field_resolver(self, field_resolver: Callable[..., Any]) -> Callable[..., Any]:
-        if field_resolver in self._offloaded:
-            wrapper = self._wrappers.get(field_resolver)
-            if wrapper is None:
-                wrapper = self._wrappers[field_resolver] = self._offload(field_resolver)
-            field_resolver = wrapper
-        return super().get_field_resolver(field_resolver)
+        wrapper = self._wrappers.get(field_resolver)
+        if wrapper is None:
+            if field_resolver in self._offloaded:
+                wrapper = self._offload(field_resolver)
+            elif field_resolver in self._subscription_roots:
+                wrapper = _raise_publish_failure(field_resolver)
+            else:
+                wrapper = field_resolver
+            self._wrappers[field_resolver] = wrapper
+        return super().get_field_resolver(wrapper)
 
     def _offload(self, resolver: Callable[..., Any]) -> Callable[..., Any]:
         def run_in_thread(root: Any, info: Any, **args: Any) -> asyncio.Future[Any]:
@@ -233,8 +255,12 @@ class GraphqlExecutor:
         self._max_worker_threads = max_worker_threads
         self._thread_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_pool_lock = threading.Lock()
+        offloaded, subscription_roots = _classify_resolvers(self.schema)
         self.middleware = ExecutionMiddleware(
-            *middleware, offloaded=_sync_user_resolvers(self.schema), executor=self.thread_pool
+            *middleware,
+            offloaded=offloaded,
+            subscription_roots=subscription_roots,
+            executor=self.thread_pool,
         )
 
     def thread_pool(self) -> concurrent.futures.ThreadPoolExecutor:

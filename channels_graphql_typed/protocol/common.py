@@ -31,10 +31,12 @@ import enum
 import json
 from typing import TYPE_CHECKING, Any, Final
 
+from .messages import OperationPayload, ServerMessage
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .messages import ExecutionResultPayload, FormattedError, OperationPayload, ServerMessage
+    from .messages import ExecutionResultPayload, FormattedError
 
 
 class CloseCode(enum.IntEnum):
@@ -138,10 +140,15 @@ def truncate_reason(reason: str) -> str:
     return encoded[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
 
 
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; json.loads accepts them unless told otherwise.
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def decode_frame(text: str) -> dict[str, Any]:
     """Parse one text frame into a dict with a string ``type``, or raise InvalidMessage."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise InvalidMessage("Invalid message: not valid JSON") from None
     if not isinstance(value, dict):

@@ -1,0 +1,335 @@
+"""Typed subscription classes: ``class OnNewMessage(Subscription[ChatEvent])``.
+
+A subclass of :class:`Subscription` is three things at once:
+
+* a result type: its annotated attributes are the fields of a Strawberry object type
+  of the same name (``dataclass_transform``: ``cls(text=...)`` is checked by mypy);
+* the subscription's behaviour: ``subscribe`` (which groups), ``publish`` (what each
+  subscriber gets for a broadcast, or ``SKIP``), ``unsubscribed`` (cleanup);
+* the broadcast entry points: ``broadcast`` / ``broadcast_sync`` / ``unsubscribe`` /
+  ``unsubscribe_sync``, typed by the class's payload type parameter.
+
+``field()`` turns the class into a Strawberry subscription field whose GraphQL
+arguments come from ``subscribe``'s keyword parameters after ``info``.
+
+Lifecycle of one subscription (all inside the operation's task): graphql-core calls
+the field's resolver, which runs ``subscribe``, joins the process's fan-out in all the
+groups (the class's default group included) and only then returns the stream, so a
+broadcast issued after the server has answered can never be missed. The stream then
+yields one result per notification that ``publish`` does not skip. Closing the stream
+(client ``complete``/``stop``, disconnect, server-side ``unsubscribe``) leaves the
+groups and runs ``unsubscribed``.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import enum
+import inspect
+import logging
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Final,
+    Generic,
+    Self,
+    TypeVar,
+    dataclass_transform,
+)
+
+import strawberry
+from asgiref.sync import async_to_sync
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import get_channel_layer
+
+from .context import Context
+from .fanout import (
+    DEFAULT_NOTIFICATION_QUEUE_LIMIT,
+    END,
+    NOTIFY,
+    UNSUBSCRIBE,
+    FanOut,
+    NotificationQueue,
+    Registration,
+    class_namespace,
+    get_fanout,
+    group_name,
+)
+from .operation import PublishFailure, current_operation
+from .serialization import serialize_payload
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from channels.layers import BaseChannelLayer
+
+logger = logging.getLogger("channels_graphql_typed")
+
+PayloadT = TypeVar("PayloadT")
+
+Info = strawberry.Info[Context, Any]
+"""The ``info`` that typed subscriptions (and resolvers) receive."""
+
+
+class Skip(enum.Enum):
+    """Type of :data:`SKIP`."""
+
+    SKIP = "SKIP"
+
+
+SKIP: Final = Skip.SKIP
+"""Returned by ``publish``: this subscriber gets nothing for this broadcast."""
+
+
+def _channel_layer(alias: str) -> BaseChannelLayer:
+    layer = get_channel_layer(alias)
+    if layer is None:
+        raise RuntimeError(
+            f"Typed subscriptions need a channel layer: CHANNEL_LAYERS[{alias!r}] is not set"
+        )
+    return layer
+
+
+@dataclass_transform(kw_only_default=True)
+class Subscription(Generic[PayloadT]):
+    """Base of typed subscriptions; ``PayloadT`` is what ``broadcast`` carries.
+
+    Class attributes:
+
+    * ``notification_queue_limit``: bound of each subscriber's queue of pending
+      notifications (None: the consumer's ``notification_queue_limit``); on overflow
+      the oldest is dropped and a warning logged.
+    * ``channel_layer_alias``: the channel layer that carries broadcasts.
+    """
+
+    notification_queue_limit: ClassVar[int | None] = None
+    channel_layer_alias: ClassVar[str] = DEFAULT_CHANNEL_LAYER
+    group_namespace: ClassVar[str]
+    """Prefix of this class's Channels groups (derived from its module and name)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "group_namespace" not in cls.__dict__:
+            cls.group_namespace = class_namespace(cls.__module__, cls.__qualname__)
+        strawberry.type(cls, description=cls.__dict__.get("__doc__"))
+
+    # --- what users override ----------------------------------------------------------------
+
+    @classmethod
+    async def subscribe(cls, info: Info, *args: Any, **kwargs: Any) -> Sequence[str]:
+        """The groups to join, besides the class's default group. Its keyword parameters
+        after ``info`` are the GraphQL arguments of the subscription."""
+        return ()
+
+    @classmethod
+    async def publish(cls, payload: PayloadT, info: Info, *args: Any, **kwargs: Any) -> Self | Skip:
+        """What this subscriber gets for a broadcast ``payload``, or ``SKIP``.
+
+        By default: the payload itself when it is an instance of this class, else an
+        instance built from the payload's attributes of the same names as the fields.
+        """
+        if isinstance(payload, cls):
+            return payload
+        names = cls.__strawberry_definition__.fields  # type: ignore[attr-defined]
+        values = {
+            field.python_name: (
+                payload[field.python_name]
+                if isinstance(payload, collections.abc.Mapping)
+                else getattr(payload, field.python_name)
+            )
+            for field in names
+        }
+        return cls(**values)
+
+    @classmethod
+    async def unsubscribed(cls, info: Info, *args: Any, **kwargs: Any) -> None:
+        """Called when the subscription ends, whatever ended it."""
+
+    # --- broadcast entry points ---------------------------------------------------------
+
+    @classmethod
+    async def broadcast(cls, *, payload: PayloadT, group: str | None = None) -> None:
+        """Notify the subscribers of ``group`` (all subscribers of the class if None).
+
+        The payload is serialized here (raising ``TypeError`` if it cannot cross the
+        channel layer) and sent once per process that has subscribers in the group.
+        """
+        data = serialize_payload(payload)
+        name = group_name(cls.group_namespace, group)
+        await _channel_layer(cls.channel_layer_alias).group_send(
+            name, {"type": NOTIFY, "group": name, "payload": data}
+        )
+
+    @classmethod
+    def broadcast_sync(cls, *, payload: PayloadT, group: str | None = None) -> None:
+        """:meth:`broadcast` from synchronous code (a sync view, a command, a task)."""
+        async_to_sync(cls.broadcast)(payload=payload, group=group)
+
+    @classmethod
+    async def unsubscribe(cls, *, group: str | None = None) -> None:
+        """End every subscription of this class in ``group`` (all of them if None): each
+        client gets ``complete`` once its pending notifications are delivered."""
+        name = group_name(cls.group_namespace, group)
+        await _channel_layer(cls.channel_layer_alias).group_send(
+            name, {"type": UNSUBSCRIBE, "group": name}
+        )
+
+    @classmethod
+    def unsubscribe_sync(cls, *, group: str | None = None) -> None:
+        """:meth:`unsubscribe` from synchronous code."""
+        async_to_sync(cls.unsubscribe)(group=group)
+
+    # --- schema ---------------------------------------------------------------------------
+
+    @classmethod
+    def field(
+        cls,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        deprecation_reason: str | None = None,
+    ) -> Any:
+        """A Strawberry subscription field to mount in the schema's Subscription type."""
+        return strawberry.subscription(
+            _resolver_for(cls),
+            name=name,
+            description=description if description is not None else cls.__dict__.get("__doc__"),
+            deprecation_reason=deprecation_reason,
+            graphql_type=cls,
+        )
+
+
+def _argument_parameters(cls: type[Subscription[Any]]) -> list[inspect.Parameter]:
+    """The GraphQL arguments: ``subscribe``'s parameters after ``info``."""
+    parameters = list(inspect.signature(cls.subscribe).parameters.values())[1:]
+    arguments = []
+    for parameter in parameters:
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        if parameter.annotation is inspect.Parameter.empty:
+            raise TypeError(
+                f"{cls.__qualname__}.subscribe: parameter {parameter.name!r} needs a type "
+                "annotation (it becomes a GraphQL argument)"
+            )
+        arguments.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+    return arguments
+
+
+def _resolver_for(cls: type[Subscription[Any]]) -> Any:
+    arguments = _argument_parameters(cls)
+
+    async def resolver(info: Info, **kwargs: Any) -> AsyncIterator[Any]:
+        return await _open_stream(cls, info, kwargs)
+
+    info_parameter = inspect.Parameter(
+        "info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Info
+    )
+    resolver.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [info_parameter, *arguments]
+    )
+    # Strawberry resolves string annotations in the resolver's module: the user's one.
+    resolver.__module__ = cls.__module__
+    resolver.__name__ = resolver.__qualname__ = f"{cls.__name__}_resolver"
+    resolver.__annotations__ = {"info": strawberry.Info} | {
+        parameter.name: parameter.annotation for parameter in arguments
+    }
+    return resolver
+
+
+def _validated_groups(cls: type[Subscription[Any]], groups: object) -> set[str]:
+    if isinstance(groups, str) or not isinstance(groups, collections.abc.Iterable):
+        raise TypeError(
+            f"{cls.__qualname__}.subscribe must return a sequence of group names, "
+            f"not {type(groups).__name__}"
+        )
+    names = {group_name(cls.group_namespace, None)}
+    for group in groups:
+        if not isinstance(group, str):
+            raise TypeError(
+                f"{cls.__qualname__}.subscribe returned a group that is not a str: {group!r}"
+            )
+        names.add(group_name(cls.group_namespace, group))
+    return names
+
+
+async def _open_stream(
+    cls: type[Subscription[Any]], info: Info, arguments: dict[str, Any]
+) -> SubscriptionStream[Any]:
+    settings = current_operation.get()
+    limit = cls.notification_queue_limit
+    if limit is None:
+        limit = (
+            settings.notification_queue_limit
+            if settings is not None
+            else DEFAULT_NOTIFICATION_QUEUE_LIMIT
+        )
+    groups = _validated_groups(cls, await cls.subscribe(info, **arguments))
+    fanout = get_fanout(cls.channel_layer_alias)
+    registration = Registration(NotificationQueue(limit, f"{cls.__qualname__}"))
+    try:
+        await fanout.join(registration, groups)
+    except BaseException:
+        # Cancelled (the client completed during subscribe) or the layer failed: undo
+        # whatever part of the registration happened.
+        await fanout.leave(registration)
+        raise
+    return SubscriptionStream(cls, info, arguments, fanout, registration)
+
+
+class SubscriptionStream(Generic[PayloadT]):
+    """The source stream of one typed subscription: one item per published notification."""
+
+    def __init__(
+        self,
+        cls: type[Subscription[PayloadT]],
+        info: Info,
+        arguments: dict[str, Any],
+        fanout: FanOut,
+        registration: Registration,
+    ) -> None:
+        self._cls = cls
+        self._info = info
+        self._arguments = arguments
+        self._fanout = fanout
+        self._registration = registration
+        self._closed = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Subscription[PayloadT] | PublishFailure:
+        while not self._closed:
+            payload = await self._registration.queue.get()
+            if payload is END:
+                await self.aclose()
+                break
+            try:
+                value = await self._cls.publish(payload, self._info, **self._arguments)
+            except Exception as exc:
+                logger.exception("%s.publish raised", self._cls.__qualname__)
+                return PublishFailure(exc)
+            if value is SKIP:
+                continue
+            if not isinstance(value, self._cls):
+                return PublishFailure(
+                    TypeError(
+                        f"{self._cls.__qualname__}.publish returned {type(value).__name__}; "
+                        f"expected {self._cls.__qualname__} or SKIP"
+                    )
+                )
+            return value
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Leave the groups and run ``unsubscribed`` (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._fanout.leave(self._registration)
+        finally:
+            try:
+                await self._cls.unsubscribed(self._info, **self._arguments)
+            except Exception:
+                logger.exception("%s.unsubscribed raised", self._cls.__qualname__)

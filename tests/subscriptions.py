@@ -1,0 +1,196 @@
+"""Typed subscriptions used by the tests, declared exactly as users declare them."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import decimal
+import enum
+import uuid
+from typing import Any, Self
+
+import strawberry
+
+import channels_graphql_typed as cgt
+from channels_graphql_typed import GraphqlWsConsumer
+from tests.schema import Mutation, Query
+
+
+@dataclasses.dataclass
+class ChatEvent:
+    chatroom: str
+    text: str
+    sender: str
+    sender_channel: str
+
+
+class OnNewChatMessage(cgt.Subscription[ChatEvent]):
+    """New messages in one chatroom."""
+
+    chatroom: str
+    text: str
+    sender: str
+
+    @classmethod
+    async def subscribe(cls, info: cgt.Info, chatroom: str) -> list[str]:
+        return [chatroom]
+
+    @classmethod
+    async def publish(cls, payload: ChatEvent, info: cgt.Info, chatroom: str) -> Self | cgt.Skip:
+        if payload.sender_channel == info.context.channel_name:
+            return cgt.SKIP
+        return cls(chatroom=payload.chatroom, text=payload.text, sender=payload.sender)
+
+    @classmethod
+    async def unsubscribed(cls, info: cgt.Info, chatroom: str) -> None:
+        UNSUBSCRIBED.append(("chat", chatroom))
+
+
+UNSUBSCRIBED: list[tuple[str, str]] = []
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@strawberry.input
+class Filter:
+    min_value: int = 0
+
+
+@dataclasses.dataclass
+class Measurement:
+    sensor: str
+    value: int
+
+
+class OnMeasurement(cgt.Subscription[Measurement]):
+    """Measurements; no publish: built from the payload's attributes."""
+
+    sensor: str
+    value: int
+
+    @classmethod
+    async def subscribe(
+        cls,
+        info: cgt.Info,
+        sensors: list[str] | None = None,
+        color: Color = Color.RED,
+        filter: Filter | None = None,
+    ) -> list[str]:
+        return sensors or []
+
+
+class OnAnything(cgt.Subscription[dict[str, int]]):
+    """No subscribe, no publish: the default group; the payload dict gives the fields."""
+
+    value: int
+
+
+class OnSlowPublish(cgt.Subscription[int]):
+    """publish sleeps, raises or returns garbage depending on the payload."""
+
+    value: int
+
+    @classmethod
+    async def subscribe(cls, info: cgt.Info, delay: float = 0.0) -> list[str]:
+        if delay < 0:
+            raise PermissionError("negative delays are not allowed")
+        await asyncio.sleep(delay)
+        return []
+
+    @classmethod
+    async def publish(cls, payload: int, info: cgt.Info, delay: float = 0.0) -> Self | cgt.Skip:
+        if payload == -1:
+            raise ValueError("publish failed on purpose")
+        if payload == -2:
+            return "garbage"  # type: ignore[return-value]  # tests the runtime check
+        return cls(value=payload)
+
+    @classmethod
+    async def unsubscribed(cls, info: cgt.Info, delay: float = 0.0) -> None:
+        UNSUBSCRIBED.append(("slow", str(delay)))
+
+
+class OnLimited(cgt.Subscription[int]):
+    """A tiny queue to observe overflow."""
+
+    notification_queue_limit = 5
+    value: int
+
+    @classmethod
+    async def publish(cls, payload: int, info: cgt.Info) -> Self | cgt.Skip:
+        return cls(value=payload)
+
+
+class OnKittens(cgt.Subscription[ChatEvent]):
+    """Same group names as OnNewChatMessage: must never see its broadcasts."""
+
+    text: str
+
+    @classmethod
+    async def subscribe(cls, info: cgt.Info, chatroom: str) -> list[str]:
+        return [chatroom]
+
+
+@dataclasses.dataclass(frozen=True)
+class Everything:
+    """A payload with every type that must round-trip through the channel layer."""
+
+    when: datetime.datetime
+    day: datetime.date
+    moment: datetime.time
+    span: datetime.timedelta
+    key: uuid.UUID
+    amount: decimal.Decimal
+    color: Color
+    pair: tuple[int, str]
+    items: list[Any]
+    mapping: dict[Any, Any]
+    tags: frozenset[str]
+    nested: Measurement | None
+
+
+RECEIVED: list[Any] = []
+
+
+class OnEverything(cgt.Subscription[Any]):
+    """Records the payload objects it receives."""
+
+    ok: bool
+
+    @classmethod
+    async def publish(cls, payload: Any, info: cgt.Info) -> Self | cgt.Skip:
+        RECEIVED.append(payload)
+        return cls(ok=True)
+
+
+@strawberry.type
+class Subscription:
+    on_new_chat_message = OnNewChatMessage.field()
+    on_measurement = OnMeasurement.field(description="Custom description")
+    on_anything = OnAnything.field(name="anything")
+    on_slow_publish = OnSlowPublish.field()
+    on_limited = OnLimited.field()
+    on_kittens = OnKittens.field(deprecation_reason="Use onNewChatMessage")
+    on_everything = OnEverything.field()
+
+
+schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
+
+
+class TypedConsumer(GraphqlWsConsumer):
+    schema = schema
+
+
+class ConfirmingConsumer(GraphqlWsConsumer):
+    schema = schema
+    confirm_subscriptions = True
+
+
+class OrderedTypedConsumer(GraphqlWsConsumer):
+    schema = schema
+    strict_ordering = True
+    confirm_subscriptions = True
