@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from .consumer import GraphqlWsConsumer
 from .context import Context
-from .exceptions import ConnectionRejected, GraphqlWsError, OperationRejected
+from .exceptions import (
+    ConnectionRejected,
+    GraphqlWsError,
+    OperationRejected,
+    PayloadSerializationError,
+)
 from .protocol import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, CloseCode
-from .serialization import PayloadSerializationError
 from .subscription import SKIP, Info, Skip, Subscription
 
 __all__ = [

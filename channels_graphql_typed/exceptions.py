@@ -4,7 +4,9 @@ The tree::
 
     GraphqlWsError                      root of everything this library raises
     ├── ConnectionRejected              raised by ``on_connect`` to refuse a connection
-    └── OperationRejected               raised by ``on_operation`` to refuse one operation
+    ├── OperationRejected               raised by ``on_operation`` to refuse one operation
+    └── PayloadSerializationError       (also a TypeError) a broadcast payload cannot
+                                        cross the channel layer; raised by ``broadcast``
 
 Protocol violations by a client never raise out of the consumer: the protocol machine
 turns them into the close code or error message the protocol prescribes.
@@ -38,4 +40,11 @@ class OperationRejected(GraphqlWsError):
 
     The client gets an operation error with this message; the connection stays open.
     Any other exception raised by ``on_operation`` refuses the operation the same way.
+    """
+
+
+class PayloadSerializationError(GraphqlWsError, TypeError):
+    """A broadcast payload (or a value inside it) cannot cross the channel layer.
+
+    Raised by ``broadcast`` / ``broadcast_sync`` in the caller's process.
     """

@@ -27,6 +27,8 @@ from typing import Any, Final
 
 import msgpack
 
+from .exceptions import PayloadSerializationError
+
 _DATETIME: Final = 1
 _DATE: Final = 2
 _TIME: Final = 3
@@ -39,10 +41,6 @@ _FROZENSET: Final = 9
 _ENUM: Final = 10
 _DATACLASS: Final = 11
 _MODEL: Final = 12
-
-
-class PayloadSerializationError(TypeError):
-    """A broadcast payload (or a value inside it) cannot cross the channel layer."""
 
 
 def _qualified_name(cls: type) -> str:
