@@ -11,6 +11,7 @@ from .exceptions import (
     PayloadSerializationError,
 )
 from .protocol import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, CloseCode
+from .protocol.messages import OperationPayload
 from .subscription import SKIP, Info, Skip, Subscription
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "GraphqlWsConsumer",
     "GraphqlWsError",
     "Info",
+    "OperationPayload",
     "OperationRejected",
     "PayloadSerializationError",
     "Skip",

@@ -22,6 +22,8 @@ class WsSession:
         self.start_type = "subscribe" if transport else "start"
         self.stop_type = "complete" if transport else "stop"
         self.result_type = "next" if transport else "data"
+        self.skip_keepalive = True
+        """Drop the legacy protocol's ``ka`` messages, as clients do."""
 
     @classmethod
     async def open(
@@ -50,10 +52,12 @@ class WsSession:
         await self.communicator.send_to(text_data=text)
 
     async def receive(self, timeout: float = 3) -> Message:
-        output = await self.communicator.receive_output(timeout)
-        assert output["type"] == "websocket.send", f"expected a message, got {output}"
-        message: Message = json.loads(output["text"])
-        return message
+        while True:
+            output = await self.communicator.receive_output(timeout)
+            assert output["type"] == "websocket.send", f"expected a message, got {output}"
+            message: Message = json.loads(output["text"])
+            if not (self.skip_keepalive and message == {"type": "ka"}):
+                return message
 
     async def receive_close(self, timeout: float = 3) -> tuple[int, str]:
         output = await self.communicator.receive_output(timeout)

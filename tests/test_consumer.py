@@ -360,6 +360,7 @@ async def test_server_keepalive_legacy_sends_ka_right_after_ack() -> None:
     communicator = WebsocketCommunicator(PingConsumer.as_asgi(), "/", subprotocols=[GRAPHQL_WS])
     await communicator.connect()
     session = WsSession(communicator, GRAPHQL_WS)
+    session.skip_keepalive = False
     assert await session.init() == {"type": "connection_ack"}
     assert await session.receive(timeout=0.02) == {"type": "ka"}
     assert await session.receive() == {"type": "ka"}

@@ -17,6 +17,7 @@ def test_public_names() -> None:
             "GraphqlWsConsumer",
             "GraphqlWsError",
             "Info",
+            "OperationPayload",
             "OperationRejected",
             "PayloadSerializationError",
             "Skip",

@@ -45,9 +45,7 @@ def chat_event(text: str, room: str = "kittens", sender_channel: str = "elsewher
     return ChatEvent(chatroom=room, text=text, sender="alice", sender_channel=sender_channel)
 
 
-async def subscribe_chat(
-    subprotocol: str, room: str = "kittens", id: str = "s"
-) -> WsSession:
+async def subscribe_chat(subprotocol: str, room: str = "kittens", id: str = "s") -> WsSession:
     """A session subscribed to a chatroom, confirmed so that no broadcast can be missed."""
     session = await WsSession.open(confirming, subprotocol)
     await session.start(id, CHAT, {"room": room})
@@ -154,7 +152,7 @@ async def test_skip_suppresses_for_that_subscriber_only(subprotocol: str) -> Non
 async def test_default_publish_builds_from_attributes_and_arguments_work(subprotocol: str) -> None:
     session = await WsSession.open(confirming, subprotocol)
     query = (
-        "subscription { onMeasurement(sensors: [\"t1\"], color: BLUE, filter: {minValue: 3})"
+        'subscription { onMeasurement(sensors: ["t1"], color: BLUE, filter: {minValue: 3})'
         " { sensor value } }"
     )
     await session.start("m", query)
@@ -425,4 +423,3 @@ async def test_local_dataclass_payload_is_rejected_clearly() -> None:
 
     with pytest.raises(cgt.PayloadSerializationError, match="module level"):
         await OnEverything.broadcast(payload=Local(x=1))
-
