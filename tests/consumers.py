@@ -84,3 +84,26 @@ def application() -> ProtocolTypeRouter:
             "websocket": URLRouter(websocket_routes),  # type: ignore[arg-type]
         }
     )
+
+
+def shout(next_: Any, root: Any, info: Any, **args: Any) -> Any:
+    """A graphql-core middleware: upper-cases the string results of the `hello` field."""
+    result = next_(root, info, **args)
+    if info.field_name != "hello":
+        return result
+
+    async def upper() -> Any:
+        value = await result
+        return value.upper()
+
+    return upper()
+
+
+class MiddlewareConsumer(GraphqlWsConsumer):
+    schema = schema
+    middleware = (shout,)
+
+
+class TinyCacheConsumer(GraphqlWsConsumer):
+    schema = schema
+    document_cache_size = 2
