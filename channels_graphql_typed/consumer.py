@@ -22,11 +22,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.core.exceptions import ImproperlyConfigured
 from graphql import ExecutionResult, OperationType
 
 from .context import Context
 from .exceptions import ConnectionRejected
-from .execution import DEFAULT_DOCUMENT_CACHE_SIZE, GraphqlExecutor, format_result
+from .execution import (
+    DEFAULT_DOCUMENT_CACHE_SIZE,
+    DEFAULT_MAX_QUERY_DEPTH,
+    DEFAULT_MAX_QUERY_TOKENS,
+    GraphqlExecutor,
+    format_result,
+)
 from .fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT
 from .operation import OperationSettings, current_operation
 from .protocol import (
@@ -52,6 +59,7 @@ if TYPE_CHECKING:
         WebSocketDisconnectEvent,
         WebSocketReceiveEvent,
     )
+    from graphql import ASTValidationRule
 
     from .execution import PreparedOperation
     from .protocol import Action
@@ -104,6 +112,21 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     document_cache_size: ClassVar[int] = DEFAULT_DOCUMENT_CACHE_SIZE
     """How many distinct query texts keep their parsed and validated document."""
 
+    max_query_tokens: ClassVar[int | None] = DEFAULT_MAX_QUERY_TOKENS
+    """Largest document, in GraphQL tokens; parsing stops there (an operation error)."""
+
+    max_query_depth: ClassVar[int | None] = DEFAULT_MAX_QUERY_DEPTH
+    """Deepest field nesting of an operation (fragments followed): a validation error."""
+
+    introspection: ClassVar[bool] = True
+    """False rejects introspection queries (``__schema``, ``__type``) at validation."""
+
+    validation_rules: ClassVar[Sequence[type[ASTValidationRule]]] = ()
+    """Extra graphql-core validation rules, run after the specified ones."""
+
+    max_connection_init_payload_size: ClassVar[int | None] = 64 * 1024
+    """Largest ``connection_init`` frame, in bytes; larger is refused like a bad frame."""
+
     context_class: ClassVar[type[Context]] = Context
     """Class of ``info.context``; subclass :class:`Context` to add typed attributes."""
 
@@ -140,11 +163,17 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         """The executor shared by every connection of this class (created on first use)."""
         executor = _executors.get(cls)
         if executor is None:
+            if not hasattr(cls, "schema"):
+                raise ImproperlyConfigured(f"{cls.__qualname__}.schema is not set")
             executor = _executors[cls] = GraphqlExecutor(
                 cls.schema,
                 middleware=cls.middleware,
                 max_worker_threads=cls.max_worker_threads,
                 document_cache_size=cls.document_cache_size,
+                max_query_tokens=cls.max_query_tokens,
+                max_query_depth=cls.max_query_depth,
+                introspection=cls.introspection,
+                validation_rules=cls.validation_rules,
             )
         return executor
 
@@ -183,6 +212,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         self.machine = PROTOCOL_MACHINES[chosen](
             max_operations=self.max_operations_per_connection,
             max_message_size=self.max_message_size,
+            max_init_payload_size=self.max_connection_init_payload_size,
         )
         channel_name = getattr(self, "channel_name", None) or f"cgt.local!{uuid.uuid4().hex}"
         self.context = self.context_class(scope=self.scope, channel_name=channel_name)

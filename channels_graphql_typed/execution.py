@@ -27,15 +27,24 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import graphql
 from graphql import (
+    SKIP,
+    ASTValidationRule,
     DocumentNode,
     ExecutionResult,
+    FieldNode,
+    FragmentSpreadNode,
     GraphQLError,
     GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLSchema,
+    InlineFragmentNode,
     MiddlewareManager,
+    OperationDefinitionNode,
     OperationType,
+    SelectionSetNode,
+    ValidationContext,
 )
+from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 
 from .operation import PublishFailure
 
@@ -43,7 +52,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
 
     import strawberry
-    from graphql.validation import ASTValidationRule
 
     from .protocol.messages import ExecutionResultPayload, FormattedError, OperationPayload
 
@@ -51,6 +59,64 @@ logger = logging.getLogger("channels_graphql_typed")
 
 STRAWBERRY_DEFINITION: Final = "strawberry-definition"
 DEFAULT_DOCUMENT_CACHE_SIZE: Final = 1000
+DEFAULT_MAX_QUERY_TOKENS: Final = 10_000
+DEFAULT_MAX_QUERY_DEPTH: Final = 32
+MAX_CACHED_QUERY_LENGTH: Final = 64 * 1024
+"""Longer query texts are parsed every time: the cache must not hold huge keys."""
+
+
+def max_depth_rule(max_depth: int) -> type[ASTValidationRule]:
+    """A validation rule rejecting operations nested deeper than ``max_depth`` fields
+    (fragments are followed; each fragment's depth is computed once)."""
+
+    class MaxQueryDepthRule(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self._fragment_depths: dict[str, int] = {}
+
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> Any:
+            if self._depth(node.selection_set, set(), max_depth + 1) > max_depth:
+                name = f"'{node.name.value}' " if node.name else ""
+                self.report_error(
+                    GraphQLError(
+                        f"Operation {name}is nested more than {max_depth} levels deep.", node
+                    )
+                )
+            return SKIP
+
+        def _depth(
+            self, selection_set: SelectionSetNode | None, visiting: set[str], remaining: int
+        ) -> int:
+            # Never looks more than ``remaining`` levels down: a hostile document costs
+            # at most max_depth + 1 levels of walking, not its real depth.
+            if selection_set is None or remaining <= 0:
+                return 0
+            deepest = 0
+            for selection in selection_set.selections:
+                if isinstance(selection, FieldNode):
+                    depth = 1 + self._depth(selection.selection_set, visiting, remaining - 1)
+                elif isinstance(selection, InlineFragmentNode):
+                    depth = self._depth(selection.selection_set, visiting, remaining)
+                elif isinstance(selection, FragmentSpreadNode):
+                    depth = min(self._fragment_depth(selection.name.value, visiting), remaining)
+                else:
+                    depth = 0
+                deepest = max(deepest, depth)
+                if deepest >= remaining:
+                    break
+            return deepest
+
+        def _fragment_depth(self, name: str, visiting: set[str]) -> int:
+            if name in self._fragment_depths:
+                return self._fragment_depths[name]
+            fragment = self.context.get_fragment(name)
+            if fragment is None or name in visiting:
+                return 0  # unknown or cyclic fragments are other rules' errors
+            depth = self._depth(fragment.selection_set, visiting | {name}, max_depth + 1)
+            self._fragment_depths[name] = depth
+            return depth
+
+    return MaxQueryDepthRule
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,10 +146,12 @@ class DocumentCache:
         *,
         max_size: int = DEFAULT_DOCUMENT_CACHE_SIZE,
         rules: Sequence[type[ASTValidationRule]] | None = None,
+        max_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
         self._schema = schema
         self._max_size = max_size
         self._rules = rules
+        self._max_tokens = max_tokens
         self._entries: collections.OrderedDict[str, PreparedDocument] = collections.OrderedDict()
         # Connections run on one loop, but a cache may be shared by several loops in
         # tests or in several threads; the lock keeps the LRU consistent.
@@ -99,6 +167,8 @@ class DocumentCache:
                 self._entries.move_to_end(query)
                 return entry
         entry = self._prepare(query)
+        if len(query) > MAX_CACHED_QUERY_LENGTH:
+            return entry
         with self._lock:
             self._entries[query] = entry
             while len(self._entries) > self._max_size:
@@ -107,7 +177,7 @@ class DocumentCache:
 
     def _prepare(self, query: str) -> PreparedDocument:
         try:
-            document = graphql.parse(query)
+            document = graphql.parse(query, max_tokens=self._max_tokens)
         except GraphQLError as exc:
             return PreparedDocument(None, (exc,))
         except RecursionError:
@@ -245,12 +315,20 @@ class GraphqlExecutor:
         middleware: Sequence[Any] = (),
         max_worker_threads: int | None = None,
         document_cache_size: int = DEFAULT_DOCUMENT_CACHE_SIZE,
-        validation_rules: Sequence[type[ASTValidationRule]] | None = None,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
+        max_query_depth: int | None = DEFAULT_MAX_QUERY_DEPTH,
+        introspection: bool = True,
+        validation_rules: Sequence[type[ASTValidationRule]] = (),
     ) -> None:
         self.strawberry_schema = schema
         self.schema: GraphQLSchema = schema._schema
+        rules = [*specified_rules, *validation_rules]
+        if max_query_depth is not None:
+            rules.append(max_depth_rule(max_query_depth))
+        if not introspection:
+            rules.append(NoSchemaIntrospectionCustomRule)
         self.documents = DocumentCache(
-            self.schema, max_size=document_cache_size, rules=validation_rules
+            self.schema, max_size=document_cache_size, rules=rules, max_tokens=max_query_tokens
         )
         self._max_worker_threads = max_worker_threads
         self._thread_pool: concurrent.futures.ThreadPoolExecutor | None = None

@@ -213,10 +213,12 @@ class ProtocolMachine(abc.ABC):
         *,
         max_operations: int | None = 100,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_init_payload_size: int | None = None,
     ) -> None:
         self.state = ConnectionState.AWAITING_INIT
         self.max_operations = max_operations
         self.max_message_size = max_message_size
+        self.max_init_payload_size = max_init_payload_size
         self.operations: dict[str, Operation] = {}
 
     # --- events from the I/O shell --------------------------------------------------------
@@ -291,6 +293,13 @@ class ProtocolMachine(abc.ABC):
 
     def _too_large(self, text: str) -> bool:
         return self.max_message_size is not None and message_too_large(text, self.max_message_size)
+
+    def _init_too_large(self, message: dict[str, Any], text: str) -> bool:
+        return (
+            message["type"] == "connection_init"
+            and self.max_init_payload_size is not None
+            and message_too_large(text, self.max_init_payload_size)
+        )
 
     def _too_many_operations(self) -> bool:
         return self.max_operations is not None and len(self.operations) >= self.max_operations

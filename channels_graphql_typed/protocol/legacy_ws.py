@@ -83,6 +83,12 @@ class GraphqlWsProtocol(ProtocolMachine):
                 "payload": {"message": exc.reason},
             }
             return [Send(connection_error)]
+        if self._init_too_large(message, text):
+            too_large: LegacyConnectionErrorMessage = {
+                "type": "connection_error",
+                "payload": {"message": "connection_init payload too large"},
+            }
+            return [Send(too_large)]
         try:
             return self._handle(message)
         except InvalidMessage as exc:

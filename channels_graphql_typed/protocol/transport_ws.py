@@ -61,7 +61,10 @@ class GraphqlTransportWsProtocol(ProtocolMachine):
         if self._too_large(text):
             return self.close(CloseCode.BAD_REQUEST, "Message too large")
         try:
-            return self._handle(decode_frame(text))
+            message = decode_frame(text)
+            if self._init_too_large(message, text):
+                raise InvalidMessage("connection_init payload too large")
+            return self._handle(message)
         except InvalidMessage as exc:
             return self.close(CloseCode.BAD_REQUEST, exc.reason)
 
