@@ -278,13 +278,19 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             return
         self._closed = True
         with contextlib.suppress(OSError):
-            await self.close(code, reason)
+            # A plain int: Daphne (autobahn) refuses int subclasses such as CloseCode.
+            await self.close(int(code), reason)
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("A task of the connection failed", exc_info=task.exception())
 
     # --- connection handshake and timers -------------------------------------------------------
 

@@ -1,0 +1,41 @@
+// Shared by the client scripts: the operations every client runs, and how a script
+// reports (one JSON document on stdout) or fails (a message on stderr, exit code 1).
+
+export const QUERY = "{ hello }";
+export const MUTATION = 'mutation { echo(text: "hi") }';
+export const SUBSCRIPTION = "subscription { count(to: 3) }";
+
+/** The base URL (ws://host:port) given as the only argument. */
+export function baseUrl() {
+  const url = process.argv[2];
+  if (!url) {
+    fail(new Error(`usage: node ${process.argv[1]} ws://host:port`));
+  }
+  return url.replace(/\/+$/, "");
+}
+
+/** Fail the whole script if it has not finished in time (the caller has its own limit). */
+export function watchdog(seconds) {
+  setTimeout(() => fail(new Error(`timed out after ${seconds} s`)), seconds * 1000).unref();
+}
+
+/** Print the report, then exit once stdout is flushed (clients may keep timers alive). */
+export function report(result) {
+  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
+}
+
+export function fail(error) {
+  const text = error instanceof Error ? error.stack || error.message : JSON.stringify(error);
+  process.stderr.write(`${text}\n`, () => process.exit(1));
+}
+
+/** A plain-object view of a CloseEvent (or of any other error a client reports). */
+export function describeError(error) {
+  if (error && typeof error === "object" && "code" in error && "reason" in error) {
+    return { code: error.code, reason: error.reason };
+  }
+  if (error instanceof Error) {
+    return { message: error.message };
+  }
+  return error;
+}
