@@ -15,7 +15,7 @@ the broadcasts were issued from one sender, so notifications stay in order.
 Membership is counted per subscription, not per connection: two subscriptions of one
 socket sharing a group are two members, and the group stays joined while either lives.
 The listener runs only while there are local subscriptions, so an idle process holds no
-task and no channel.
+task.
 
 A subscriber that does not keep up has a bounded queue: past its limit the oldest
 notification is dropped (with a warning), so memory stays bounded and the subscriber
@@ -166,8 +166,13 @@ class FanOut:
 
     @property
     def channel(self) -> str | None:
-        """This process's channel, while it has subscriptions."""
+        """This process's channel (None until the first subscription)."""
         return self._channel
+
+    @property
+    def listening(self) -> bool:
+        """Whether the listener task runs (it does while there are local subscriptions)."""
+        return self._listener is not None
 
     async def join(self, registration: Registration, groups: set[str]) -> None:
         """Add the subscription to the groups; returns once the channel layer has them."""
@@ -198,13 +203,17 @@ class FanOut:
                 await self._stop()
 
     async def _ensure_channel(self) -> str:
+        # One channel for the life of the fan-out (a layer may keep a buffer per channel
+        # name: churn must not create new ones); the listener runs only while there are
+        # local subscriptions.
         if self._channel is None:
             self._channel = await self.layer.new_channel()
+        if self._listener is None:
             self._listener = asyncio.ensure_future(self._listen(self._channel))
         return self._channel
 
     async def _stop(self) -> None:
-        listener, self._listener, self._channel = self._listener, None, None
+        listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
             try:
