@@ -166,7 +166,7 @@ class FanOut:
 
     @property
     def channel(self) -> str | None:
-        """This process's channel (None until the first subscription)."""
+        """This process's channel, while it has local subscriptions."""
         return self._channel
 
     @property
@@ -203,9 +203,9 @@ class FanOut:
                 await self._stop()
 
     async def _ensure_channel(self) -> str:
-        # One channel for the life of the fan-out (a layer may keep a buffer per channel
-        # name: churn must not create new ones); the listener runs only while there are
-        # local subscriptions.
+        # A fresh channel per busy period: a layer may forget a channel whose receive()
+        # was cancelled (channels-redis' pub/sub layer does), and layers drop the buffers
+        # of channels nobody receives from.
         if self._channel is None:
             self._channel = await self.layer.new_channel()
         if self._listener is None:
@@ -213,7 +213,7 @@ class FanOut:
         return self._channel
 
     async def _stop(self) -> None:
-        listener, self._listener = self._listener, None
+        listener, self._listener, self._channel = self._listener, None, None
         if listener is not None:
             listener.cancel()
             try:
