@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from .client import (
+    GraphqlWsClient,
+    GraphqlWsResult,
+    GraphqlWsSubscriptionStream,
+    GraphqlWsTransport,
+    GraphqlWsTransportAiohttp,
+)
 from .consumer import GraphqlWsConsumer
 from .context import Context
 from .exceptions import (
     ConnectionRejected,
+    GraphqlWsClientError,
+    GraphqlWsConnectionClosed,
     GraphqlWsError,
+    GraphqlWsProtocolError,
+    GraphqlWsResponseError,
+    GraphqlWsTimeoutError,
     OperationRejected,
     PayloadSerializationError,
 )
@@ -21,8 +33,18 @@ __all__ = [
     "CloseCode",
     "ConnectionRejected",
     "Context",
+    "GraphqlWsClient",
+    "GraphqlWsClientError",
+    "GraphqlWsConnectionClosed",
     "GraphqlWsConsumer",
     "GraphqlWsError",
+    "GraphqlWsProtocolError",
+    "GraphqlWsResponseError",
+    "GraphqlWsResult",
+    "GraphqlWsSubscriptionStream",
+    "GraphqlWsTimeoutError",
+    "GraphqlWsTransport",
+    "GraphqlWsTransportAiohttp",
     "Info",
     "OperationPayload",
     "OperationRejected",

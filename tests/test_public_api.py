@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import channels_graphql_typed as cgt
 
 
@@ -14,8 +17,18 @@ def test_public_names() -> None:
             "CloseCode",
             "ConnectionRejected",
             "Context",
+            "GraphqlWsClient",
+            "GraphqlWsClientError",
+            "GraphqlWsConnectionClosed",
             "GraphqlWsConsumer",
             "GraphqlWsError",
+            "GraphqlWsProtocolError",
+            "GraphqlWsResponseError",
+            "GraphqlWsResult",
+            "GraphqlWsSubscriptionStream",
+            "GraphqlWsTimeoutError",
+            "GraphqlWsTransport",
+            "GraphqlWsTransportAiohttp",
             "Info",
             "OperationPayload",
             "OperationRejected",
@@ -33,3 +46,41 @@ def test_exception_tree() -> None:
     assert issubclass(cgt.OperationRejected, cgt.GraphqlWsError)
     assert issubclass(cgt.PayloadSerializationError, cgt.GraphqlWsError)
     assert issubclass(cgt.PayloadSerializationError, TypeError)
+    assert issubclass(cgt.GraphqlWsClientError, cgt.GraphqlWsError)
+    for client_error in (
+        cgt.GraphqlWsConnectionClosed,
+        cgt.GraphqlWsProtocolError,
+        cgt.GraphqlWsResponseError,
+        cgt.GraphqlWsTimeoutError,
+    ):
+        assert issubclass(client_error, cgt.GraphqlWsClientError)
+    assert issubclass(cgt.GraphqlWsTimeoutError, TimeoutError)
+
+
+def test_client_exceptions_carry_their_context() -> None:
+    closed = cgt.GraphqlWsConnectionClosed(4403, "Forbidden", {"message": "Bad token"})
+    assert (closed.code, closed.reason, closed.payload) == (
+        4403,
+        "Forbidden",
+        {"message": "Bad token"},
+    )
+    assert str(closed) == (
+        "WebSocket closed with code 4403: Forbidden (connection_error: {'message': 'Bad token'})"
+    )
+    response = cgt.GraphqlWsResponseError([{"message": "a"}, {"message": "b"}])
+    assert response.errors == [{"message": "a"}, {"message": "b"}]
+    assert str(response) == "a; b"
+
+
+def test_importing_the_package_imports_neither_testing_nor_aiohttp() -> None:
+    # channels_graphql_typed.testing imports channels.testing; the aiohttp transport
+    # imports aiohttp when it connects: a server process pays for neither.
+    code = (
+        "import sys, channels_graphql_typed; "
+        "print(sorted({'channels_graphql_typed.testing', 'channels.testing', 'aiohttp'}"
+        " & set(sys.modules)))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.strip() == "[]"

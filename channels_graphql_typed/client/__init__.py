@@ -1,0 +1,27 @@
+"""The Python client: GraphQL over WebSocket, either subprotocol, over a transport.
+
+* :class:`GraphqlWsClient` -- connects, initialises, runs operations concurrently over
+  one socket; :class:`GraphqlWsSubscriptionStream` -- one subscription's results;
+  :class:`GraphqlWsResult` -- one result (``data``, ``errors``, ``extensions``).
+* :class:`GraphqlWsTransport` -- the protocol a transport implements;
+  :class:`GraphqlWsTransportAiohttp` -- a real WebSocket through aiohttp
+  (``channels_graphql_typed.testing.GraphqlWsTransport`` drives an ASGI application
+  in-process).
+* :mod:`.machine` -- the sans-IO protocol core the client is built on.
+"""
+
+from __future__ import annotations
+
+from .aiohttp import GraphqlWsTransportAiohttp
+from .client import DEFAULT_TIMEOUT, GraphqlWsClient, GraphqlWsSubscriptionStream
+from .result import GraphqlWsResult
+from .transport import GraphqlWsTransport
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "GraphqlWsClient",
+    "GraphqlWsResult",
+    "GraphqlWsSubscriptionStream",
+    "GraphqlWsTransport",
+    "GraphqlWsTransportAiohttp",
+]
