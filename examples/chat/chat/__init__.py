@@ -1,0 +1,1 @@
+"""The chat example: a Django project and app served by Channels (see ../README.md)."""

@@ -1,0 +1,206 @@
+"""The chat's GraphQL schema, served over WebSocket by :class:`ChatConsumer` and over
+HTTP by Strawberry's Django view (:mod:`chat.views`)::
+
+    type Query {
+      history(chatroom: String!): [Message!]!
+      me: User
+    }
+    type Mutation {
+      sendChatMessage(chatroom: String!, text: String!): SendChatMessageResult!
+      login(username: String!, password: String!): LoginResult!
+    }
+    type Subscription {
+      onNewChatMessage(chatroom: String!): OnNewChatMessage!
+    }
+
+The resolvers are async and use Django's async ORM API. Over the WebSocket the library
+would also run a sync resolver correctly (in its thread pool), but Strawberry's
+``AsyncGraphQLView`` calls sync resolvers on the event loop, where Django refuses to
+query, and this schema serves both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any, Final, Self, cast
+
+import strawberry
+from channels.auth import login as channels_login
+from channels.db import database_sync_to_async
+from django.contrib.auth import aauthenticate, alogin
+
+import channels_graphql_typed as cgt
+
+from .models import ChatMessage
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+logger = logging.getLogger(__name__)
+
+NO_CHANNEL: Final = ""
+"""The sender channel of messages that were not sent over a WebSocket (over HTTP, by the
+management command): no connection has this channel name, so every subscriber of the
+chatroom is notified."""
+
+HISTORY_LENGTH: Final = 100
+"""How many of a chatroom's last messages ``history`` returns."""
+
+MAX_CHATROOM_LENGTH: Final = 100
+MAX_TEXT_LENGTH: Final = 2000
+
+
+class ChatContext(cgt.Context):
+    """``info.context`` on both transports.
+
+    Over the WebSocket it is the connection's context: ``scope`` is the Channels scope,
+    with the ``user`` and ``session`` of Channels' auth middleware. Over HTTP it is made
+    per request by :class:`chat.views.ChatGraphQLView`: ``request`` is the Django
+    request, ``scope`` holds its user and session, and ``channel_name`` is
+    :data:`NO_CHANNEL`.
+    """
+
+    request: HttpRequest | None = None
+
+
+ChatInfo = strawberry.Info[ChatContext, None]
+
+
+def sender_name(user: Any) -> str:
+    """The logged-in user's name, else ``Anonymous``."""
+    if user is not None and user.is_authenticated:
+        name: str = user.get_username()
+        return name
+    return "Anonymous"
+
+
+@dataclasses.dataclass
+class ChatEvent:
+    """What a broadcast carries across the channel layer."""
+
+    chatroom: str
+    text: str
+    sender: str
+    sender_channel: str
+    """The Channels channel name of the sending connection (or :data:`NO_CHANNEL`)."""
+
+
+class OnNewChatMessage(cgt.Subscription[ChatEvent]):
+    """A new message in the chatroom; the connection that sent it is not notified."""
+
+    chatroom: str
+    text: str
+    sender: str
+
+    @classmethod
+    async def subscribe(cls, info: cgt.Info, chatroom: str) -> list[str]:
+        return [chatroom]
+
+    @classmethod
+    async def publish(cls, payload: ChatEvent, info: cgt.Info, chatroom: str) -> Self | cgt.Skip:
+        if payload.sender_channel == info.context.channel_name:
+            return cgt.SKIP  # the sender shows its own message already
+        return cls(chatroom=payload.chatroom, text=payload.text, sender=payload.sender)
+
+
+def store_and_broadcast_sync(chatroom: str, text: str, sender: str) -> None:
+    """Store a message and notify the chatroom's subscribers, from sync code."""
+    ChatMessage.objects.create(chatroom=chatroom, text=text, sender=sender)
+    event = ChatEvent(chatroom=chatroom, text=text, sender=sender, sender_channel=NO_CHANNEL)
+    OnNewChatMessage.broadcast_sync(payload=event, group=chatroom)
+
+
+@strawberry.type(description="A stored chat message.")
+class Message:
+    chatroom: str
+    text: str
+    sender: str
+
+
+@strawberry.type(description="A user account.")
+class User:
+    username: str
+
+
+@strawberry.type(description="ok is true when the message was stored and broadcast.")
+class SendChatMessageResult:
+    ok: bool
+
+
+@strawberry.type(description="ok is true when the password was right: the user is logged in.")
+class LoginResult:
+    ok: bool
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def history(self, chatroom: str) -> list[Message]:
+        newest_first = ChatMessage.objects.filter(chatroom=chatroom).order_by("-id")
+        rows = [row async for row in newest_first[:HISTORY_LENGTH]]
+        rows.reverse()
+        return [Message(chatroom=row.chatroom, text=row.text, sender=row.sender) for row in rows]
+
+    @strawberry.field
+    async def me(self, info: ChatInfo) -> User | None:
+        user = info.context.user
+        if user is None or not user.is_authenticated:
+            return None
+        return User(username=user.get_username())
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def send_chat_message(
+        self, info: ChatInfo, chatroom: str, text: str
+    ) -> SendChatMessageResult:
+        if not chatroom or len(chatroom) > MAX_CHATROOM_LENGTH:
+            return SendChatMessageResult(ok=False)
+        if not text.strip() or len(text) > MAX_TEXT_LENGTH:
+            return SendChatMessageResult(ok=False)
+        sender = sender_name(info.context.user)
+        await ChatMessage.objects.acreate(chatroom=chatroom, text=text, sender=sender)
+        event = ChatEvent(
+            chatroom=chatroom, text=text, sender=sender, sender_channel=info.context.channel_name
+        )
+        await OnNewChatMessage.broadcast(payload=event, group=chatroom)
+        return SendChatMessageResult(ok=True)
+
+    @strawberry.mutation
+    async def login(self, info: ChatInfo, username: str, password: str) -> LoginResult:
+        context = info.context
+        user = await aauthenticate(context.request, username=username, password=password)
+        if user is None:
+            return LoginResult(ok=False)
+        if context.request is not None:
+            await alogin(context.request, user)
+            # The next fields of this request see the user, as they do on a WebSocket.
+            context.scope = {**context.scope, "user": user}
+        else:
+            # Channels' login updates scope["user"] and the connection's session, which
+            # the following operations of this connection see.
+            await channels_login(cast("Any", context.scope), user)
+            await database_sync_to_async(context.scope["session"].save)()
+        logger.info("%s logged in", user.get_username())
+        return LoginResult(ok=True)
+
+
+@strawberry.type
+class Subscription:
+    on_new_chat_message = OnNewChatMessage.field()
+
+
+schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
+
+
+class ChatConsumer(cgt.GraphqlWsConsumer):
+    """The WebSocket endpoint ``/graphql/``."""
+
+    schema = schema
+    context_class = ChatContext
+    # A subscription's first result is {"data": null} once it is registered: a client
+    # that waits for it misses no message sent afterwards.
+    confirm_subscriptions = True
+    send_ping_every = 20

@@ -1,0 +1,167 @@
+"""The chat page and GraphiQL in headless Chromium (Debian's ``chromium`` package).
+
+Driven by Playwright's Python package with the system browser (``playwright install``
+is never run). Without ``/usr/bin/chromium`` these tests skip, except on CI
+(``CI=true``), where they fail: ``.ci/run`` installs it. Screenshots go to
+``test-artifacts/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.example.conftest import ROOT, new_room, on_ci
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from tests.example.conftest import ChatServer
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM: Final = Path("/usr/bin/chromium")
+CHROMIUM_ARGS: Final = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+]
+ARTIFACTS: Final = ROOT / "test-artifacts"
+TIMEOUT_MS: Final = 10_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} not found (Debian: apt-get install chromium)"
+        if on_ci():
+            pytest.fail(f"{reason}, but CI=true and CI must run the browser tests")
+        pytest.skip(f"{reason}: the browser tests drive the system Chromium")
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[Callable[[], Page]]:
+    """Opens pages, each in a browser context of its own (its own cookies); a
+    JavaScript error in any of them fails the test."""
+    contexts: list[BrowserContext] = []
+    errors: list[str] = []
+
+    def open_page() -> Page:
+        context = browser.new_context(viewport={"width": 1100, "height": 760})
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+
+    try:
+        yield open_page
+    finally:
+        for context in contexts:
+            context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png")
+
+
+def open_room(page: Page, server: ChatServer, room: str) -> None:
+    page.goto(server.url(f"/#{room}"))
+    # The subscription is confirmed and the history shown: nothing sent from now is missed.
+    expect(page.locator("#messages")).to_have_attribute("data-state", "ready")
+    expect(page.locator("#status")).to_have_attribute("data-status", "connected")
+
+
+def send_in_page(page: Page, text: str) -> None:
+    page.fill("#text", text)
+    page.click("#send")
+    expect(page.locator("#messages .message.own").last).to_contain_text(text)
+
+
+def post_graphql(server: ChatServer, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        server.url("/graphql/"),
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=TIMEOUT_MS / 1000) as response:
+        body: dict[str, Any] = json.load(response)
+    return body
+
+
+def test_two_chat_pages_talk(new_page: Callable[[], Page], chat_server: ChatServer) -> None:
+    room = new_room()
+    alice = new_page()
+    bob = new_page()
+    open_room(alice, chat_server, room)
+    open_room(bob, chat_server, room)
+
+    send_in_page(alice, "Hello from Alice's tab")
+    bob_messages = bob.locator("#messages .message")
+    expect(bob_messages.last).to_contain_text("AnonymousHello from Alice's tab")
+
+    bob.fill("#username", "demo")
+    bob.fill("#password", "demo")
+    bob.click("#login")
+    expect(bob.locator("#me")).to_have_text("demo")
+    expect(bob.locator("#login-form")).to_be_hidden()
+    send_in_page(bob, "Hi Alice, I am demo")
+    expect(alice.locator("#messages .message").last).to_contain_text("demoHi Alice, I am demo")
+    # Only the other tab's messages arrive live: each tab shows its own message once.
+    expect(alice.locator("#messages .message")).to_have_count(2)
+    expect(bob_messages).to_have_count(2)
+
+    screenshot(alice, "chat-alice")
+    screenshot(bob, "chat-bob")
+
+    # A reload shows the history, oldest first.
+    bob.reload()
+    expect(bob.locator("#messages")).to_have_attribute("data-state", "ready")
+    expect(bob_messages).to_have_text(
+        ["AnonymousHello from Alice's tab", "demoHi Alice, I am demo"]
+    )
+
+
+@pytest.mark.usefixtures("example_npm_packages")
+def test_graphiql_runs_a_subscription(
+    new_page: Callable[[], Page], chat_server: ChatServer
+) -> None:
+    room = new_room()
+    subscription = (
+        f'subscription {{\n  onNewChatMessage(chatroom: "{room}") {{\n'
+        "    chatroom\n    text\n    sender\n  }\n}\n"
+    )
+    page = new_page()
+    page.goto(chat_server.url("/graphiql/?" + urllib.parse.urlencode({"query": subscription})))
+    expect(page.locator(".graphiql-query-editor")).to_contain_text("onNewChatMessage")
+    page.locator(".graphiql-execute-button").click()
+    response = page.locator(".graphiql-response")
+    # The confirmation, {"data": null}: the subscription is registered.
+    expect(response).to_contain_text("null")
+
+    mutation = (
+        'mutation($room: String!) { sendChatMessage(chatroom: $room, text: "Hi GraphiQL") { ok } }'
+    )
+    assert post_graphql(chat_server, mutation, {"room": room}) == {
+        "data": {"sendChatMessage": {"ok": True}}
+    }
+    expect(response).to_contain_text("Hi GraphiQL")
+    expect(response).to_contain_text(room)
+    screenshot(page, "graphiql-subscription")
