@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from examples.guide.chat import ChatConsumer
+from examples.guide.client import (
+    test_chat_consumer as test_readme_testing_sample,  # noqa: F401 (collected by pytest)
+)
 from tests.helpers import WsSession
 
 app = ChatConsumer.as_asgi()
