@@ -377,24 +377,26 @@ class GraphqlExecutor:
         self, operation: PreparedOperation, context: Any, root_value: Any = None
     ) -> ExecutionResult:
         """Run a query or a mutation."""
-        result = graphql.execute(
-            self.schema,
-            operation.document,
-            root_value=root_value,
-            context_value=context,
-            variable_values=operation.variables,
-            operation_name=operation.operation_name,
-            middleware=self.middleware,
-        )
-        if inspect.isawaitable(result):
-            return await result
+        result: ExecutionResult = await self._run(graphql.execute, operation, context, root_value)
         return result
 
     async def subscribe(
         self, operation: PreparedOperation, context: Any, root_value: Any = None
     ) -> AsyncIterator[ExecutionResult] | ExecutionResult:
         """Start a subscription: a stream of results, or the result that refused it."""
-        result = graphql.subscribe(
+        result: AsyncIterator[ExecutionResult] | ExecutionResult = await self._run(
+            graphql.subscribe, operation, context, root_value
+        )
+        return result
+
+    async def _run(
+        self,
+        function: Callable[..., Any],
+        operation: PreparedOperation,
+        context: Any,
+        root_value: Any,
+    ) -> Any:
+        result = function(
             self.schema,
             operation.document,
             root_value=root_value,
@@ -403,6 +405,4 @@ class GraphqlExecutor:
             operation_name=operation.operation_name,
             middleware=self.middleware,
         )
-        if inspect.isawaitable(result):
-            return await result
-        return result
+        return await result if inspect.isawaitable(result) else result
