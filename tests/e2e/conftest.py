@@ -11,28 +11,26 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
 import pytest
 
+from tests.processes import HOST, free_port, stop_process, wait_until_listening
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 ROOT: Final = Path(__file__).resolve().parents[2]
-HOST: Final = "127.0.0.1"
 ASGI_APPLICATION: Final = "tests.e2e.asgi:application"
 SERVER_NAMES: Final = ("uvicorn", "daphne")
 
 STARTUP_TIMEOUT: Final = 30.0
 """Seconds a server gets to import the application and accept connections."""
-SHUTDOWN_TIMEOUT: Final = 10.0
-"""Seconds a server gets to exit after SIGTERM before it is killed."""
-POLL_INTERVAL: Final = 0.05
+CONNECT_TIMEOUT: Final = 0.5
+"""Seconds each connection attempt gets while waiting for a server to listen."""
 START_ATTEMPTS: Final = 3
 """Another process may take the free port between our probe and the server's bind."""
 
@@ -67,13 +65,6 @@ class RunningServer:
             )
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def server_command(name: str, port: int) -> list[str]:
     if name == "uvicorn":
         # Channels' ProtocolTypeRouter has no lifespan support: turn it off rather
@@ -93,25 +84,6 @@ def server_command(name: str, port: int) -> list[str]:
     if name == "daphne":
         return [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), ASGI_APPLICATION]
     raise ValueError(f"Unknown server {name!r}")
-
-
-def accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=POLL_INTERVAL * 10):
-            return True
-    except OSError:
-        return False
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Terminate the process; kill it if it has not exited in time."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=SHUTDOWN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=SHUTDOWN_TIMEOUT)
 
 
 class ServerPool:
@@ -151,7 +123,9 @@ class ServerPool:
             )
             server = RunningServer(name, port, process, log_path)
             try:
-                listening = self._wait_until_listening(server)
+                listening = wait_until_listening(
+                    process, port, timeout=STARTUP_TIMEOUT, connect_timeout=CONNECT_TIMEOUT
+                )
             except BaseException:  # interrupted: leave no orphan behind
                 stop_process(process)
                 raise
@@ -165,18 +139,6 @@ class ServerPool:
                     f"{STARTUP_TIMEOUT} s (exit code {process.returncode}); its output:\n{output}"
                 )
         raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def _wait_until_listening(server: RunningServer) -> bool:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if accepts_connections(server.port):
-                return True
-            # Waiting on the process is the poll interval and notices an early exit.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.process.wait(timeout=POLL_INTERVAL)
-                return False
-        return False
 
     def stop_all(self) -> None:
         servers = list(self.servers.values())

@@ -18,6 +18,7 @@ import pytest
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, CloseCode
 from tests.e2e.conftest import ROOT
+from tests.processes import npm_install
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import RunningServer
@@ -55,34 +56,14 @@ def node_packages_installed() -> bool:
     )
 
 
-def npm_install() -> None:
-    npm = shutil.which("npm")
-    assert npm is not None
-    try:
-        completed = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=NPM_INSTALL_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"npm install did not finish within {NPM_INSTALL_TIMEOUT} s: {exc.output}")
-    if completed.returncode != 0 or not node_packages_installed():
-        pytest.fail(
-            f"npm install failed ({completed.returncode}) in {NODE_DIR}:\n"
-            f"{completed.stdout}\n{completed.stderr}"
-        )
-
-
 @pytest.fixture(scope="session")
 def node() -> str:
     """``node``, with the packages of ``tests/node`` installed (once per session)."""
     executable = require_node_and_npm()
     if not node_packages_installed():
-        npm_install()
+        npm = shutil.which("npm")
+        assert npm is not None
+        npm_install(npm, NODE_DIR, installed=node_packages_installed, timeout=NPM_INSTALL_TIMEOUT)
     return executable
 
 

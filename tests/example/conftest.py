@@ -8,30 +8,28 @@ share it, so each one uses chatrooms of its own (:func:`new_room`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import pytest
 
+from tests.processes import HOST, free_port, npm_install, stop_process, wait_until_listening
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 EXAMPLE_DIR: Final = ROOT / "examples" / "chat"
-HOST: Final = "127.0.0.1"
 STARTUP_TIMEOUT: Final = 30.0
-SHUTDOWN_TIMEOUT: Final = 10.0
+CONNECT_TIMEOUT: Final = 1.0
+"""Seconds each connection attempt gets while waiting for the server to listen."""
 COMMAND_TIMEOUT: Final = 60.0
-POLL_INTERVAL: Final = 0.05
 START_ATTEMPTS: Final = 3
 """Another process may take the free port between our probe and the server's bind."""
 NPM_INSTALL_TIMEOUT: Final = 300.0
@@ -94,44 +92,6 @@ def run_manage(environment: dict[str, str], *arguments: str) -> subprocess.Compl
     return completed
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Terminate the process; kill it if it has not exited in time."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=SHUTDOWN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=SHUTDOWN_TIMEOUT)
-
-
-def wait_until_listening(process: subprocess.Popen[bytes], port: int) -> bool:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if accepts_connections(port):
-            return True
-        # Waiting on the process is the poll interval and notices an early exit.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=POLL_INTERVAL)
-            return False
-    return False
-
-
 @pytest.fixture(scope="package")
 def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
     """The chat example on uvicorn, with a fresh database holding the demo user."""
@@ -167,7 +127,9 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer
             )
         server = ChatServer(port, process, environment, log_path)
         try:
-            listening = wait_until_listening(process, port)
+            listening = wait_until_listening(
+                process, port, timeout=STARTUP_TIMEOUT, connect_timeout=CONNECT_TIMEOUT
+            )
             if listening:
                 yield server
                 return
@@ -199,20 +161,10 @@ def example_npm_packages() -> None:
         if on_ci():
             pytest.fail("npm not found on PATH, but CI=true and CI must run the GraphiQL test")
         pytest.skip("npm not found on PATH: GraphiQL's files come from npm")
-    try:
-        completed = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=EXAMPLE_DIR,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=NPM_INSTALL_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"npm install did not finish within {NPM_INSTALL_TIMEOUT} s: {exc.output}")
-    if completed.returncode != 0 or not node_packages_installed():
-        pytest.fail(
-            f"npm install failed ({completed.returncode}) in {EXAMPLE_DIR}:\n"
-            f"{completed.stdout}\n{completed.stderr}"
-        )
+    npm_install(
+        npm,
+        EXAMPLE_DIR,
+        installed=node_packages_installed,
+        timeout=NPM_INSTALL_TIMEOUT,
+        options=["--loglevel=error"],
+    )
