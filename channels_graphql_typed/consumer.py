@@ -45,6 +45,7 @@ from .protocol import (
     Operation,
     ProtocolMachine,
     Send,
+    SendText,
     StartOperation,
     StopOperation,
 )
@@ -253,6 +254,8 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             match action:
                 case Send(message):
                     await self._send_text(json.dumps(message, separators=(",", ":")))
+                case SendText(text):
+                    await self._send_text(text)
                 case Close(code, reason):
                     await self._close(code, reason)
                 case StartOperation(operation):
@@ -414,8 +417,8 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
                     )
                 )
             try:
-                async for result in stream:
-                    await self._perform(machine.send_result(operation, format_result(result)))
+                async for payload_json in stream:
+                    await self._perform(machine.send_serialized_result(operation, payload_json))
             except Exception as exc:
                 # The source stream itself failed (not a resolver inside one event).
                 logger.exception("Subscription %r failed", operation.id)
@@ -423,6 +426,4 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
                 return
             await self._perform(machine.complete(operation))
         finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await stream.aclose()

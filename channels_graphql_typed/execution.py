@@ -21,6 +21,7 @@ import concurrent.futures
 import contextvars
 import dataclasses
 import inspect
+import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -44,14 +45,17 @@ from graphql import (
     SelectionSetNode,
     ValidationContext,
 )
+from graphql.execution import create_source_event_stream, execute_subscription_event
+from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 
 from .operation import PublishFailure
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncIterable, Callable, Sequence
 
     import strawberry
+    from graphql.execution.executor import Executor
 
     from .protocol.messages import ExecutionResultPayload, FormattedError, OperationPayload
 
@@ -131,10 +135,15 @@ class PreparedDocument:
 class PreparedOperation:
     """An operation ready to execute: the cached document plus this request's inputs."""
 
+    query: str
     document: DocumentNode
-    operation_type: OperationType
+    operation: OperationDefinitionNode
     variables: dict[str, Any] | None
     operation_name: str | None
+
+    @property
+    def operation_type(self) -> OperationType:
+        return self.operation.operation
 
 
 class DocumentCache:
@@ -237,6 +246,131 @@ def _classify_resolvers(
     return resolvers, subscription_roots
 
 
+TYPED_SUBSCRIPTION_MARKER: Final = "__cgt_subscription_class__"
+"""Attribute of the resolver of a typed subscription field: its Subscription class."""
+
+
+def _context_free(type_: Any, seen: set[str]) -> bool:
+    """Whether every field reachable from ``type_`` is a plain value, whose result depends
+    on the event alone (no resolver of the user's that could read the context)."""
+    named = graphql.get_named_type(type_)
+    if not isinstance(named, GraphQLObjectType) or named.name in seen:
+        return not isinstance(named, GraphQLInterfaceType | graphql.GraphQLUnionType)
+    seen.add(named.name)
+    for field in named.fields.values():
+        definition = (field.extensions or {}).get(STRAWBERRY_DEFINITION)
+        if definition is None or definition.base_resolver is not None:
+            return False
+        if definition.permission_classes or definition.extensions:
+            return False
+        if not _context_free(field.type, seen):
+            return False
+    return True
+
+
+def _shareable_subscription_fields(schema: GraphQLSchema) -> frozenset[str]:
+    """Subscription root fields of typed subscriptions whose results may be shared."""
+    root = schema.subscription_type
+    if root is None:
+        return frozenset()
+    names = set()
+    for name, field in root.fields.items():
+        definition = (field.extensions or {}).get(STRAWBERRY_DEFINITION)
+        resolver = getattr(getattr(definition, "base_resolver", None), "wrapped_func", None)
+        if getattr(resolver, TYPED_SUBSCRIPTION_MARKER, None) is None:
+            continue
+        if _context_free(field.type, set()):
+            names.add(name)
+    return frozenset(names)
+
+
+def _event_key(event: Any) -> tuple[Any, ...] | None:
+    """Equal events of a typed subscription (same class, same field values) give equal
+    results; None when the event cannot be compared that way."""
+    fields = getattr(type(event), "__dataclass_fields__", None)
+    if fields is None or isinstance(event, PublishFailure):
+        return None
+    key = (type(event), *(getattr(event, name) for name in fields))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+class SharedResultCache:
+    """Serialized results shared by the subscribers of equal operations (bounded LRU)."""
+
+    def __init__(self, max_size: int = 1024) -> None:
+        self._entries: collections.OrderedDict[tuple[Any, ...], str] = collections.OrderedDict()
+        self._max_size = max_size
+
+    def get(self, key: tuple[Any, ...]) -> str | None:
+        text = self._entries.get(key)
+        if text is not None:
+            self._entries.move_to_end(key)
+        return text
+
+    def put(self, key: tuple[Any, ...], text: str) -> None:
+        self._entries[key] = text
+        if len(self._entries) > self._max_size:
+            self._entries.popitem(last=False)
+
+
+def serialize_result(result: ExecutionResult) -> str:
+    return json.dumps(format_result(result), separators=(",", ":"))
+
+
+class SubscriptionResults:
+    """The response stream of one subscription, as serialized payloads.
+
+    Each source event is executed against the operation's selection (graphql-core's
+    "ExecuteSubscriptionEvent"). When the operation's results cannot depend on the
+    subscriber (a typed subscription whose fields are plain values) and the event is
+    equal to one already executed for an equal operation (same query text, operation
+    name and variables), the serialized result is reused: a broadcast to a thousand
+    identical subscriptions is executed and serialized once.
+    """
+
+    def __init__(
+        self,
+        executor: Executor[Any],
+        source: AsyncIterable[Any],
+        shared_key: tuple[Any, ...] | None,
+        shared_results: SharedResultCache,
+    ) -> None:
+        self._executor = executor
+        self._source = source.__aiter__()
+        self._shared_key = shared_key
+        self._shared_results = shared_results
+
+    def __aiter__(self) -> SubscriptionResults:
+        return self
+
+    async def __anext__(self) -> str:
+        event = await self._source.__anext__()
+        key = None
+        if self._shared_key is not None:
+            event_key = _event_key(event)
+            if event_key is not None:
+                key = (*self._shared_key, event_key)
+                text = self._shared_results.get(key)
+                if text is not None:
+                    return text
+        result = execute_subscription_event(self._executor.build_per_event_executor(event))
+        if inspect.isawaitable(result):
+            result = await result
+        text = serialize_result(result)
+        if key is not None:
+            self._shared_results.put(key, text)
+        return text
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def _call_in_thread(
     resolver: Callable[..., Any], root: Any, info: Any, args: dict[str, Any]
 ) -> Any:
@@ -334,6 +468,9 @@ class GraphqlExecutor:
         self._thread_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_pool_lock = threading.Lock()
         offloaded, subscription_roots = _classify_resolvers(self.schema)
+        self._shareable_subscription_fields = _shareable_subscription_fields(self.schema)
+        # Per executor: another consumer class may run other middleware on the same query.
+        self.shared_results = SharedResultCache()
         self.middleware = ExecutionMiddleware(
             *middleware,
             offloaded=offloaded,
@@ -367,8 +504,9 @@ class GraphqlExecutor:
             )
             return [{"message": message}]
         return PreparedOperation(
+            query=payload["query"],
             document=prepared.document,
-            operation_type=operation.operation,
+            operation=operation,
             variables=payload.get("variables"),
             operation_name=operation_name,
         )
@@ -382,12 +520,42 @@ class GraphqlExecutor:
 
     async def subscribe(
         self, operation: PreparedOperation, context: Any, root_value: Any = None
-    ) -> AsyncIterator[ExecutionResult] | ExecutionResult:
-        """Start a subscription: a stream of results, or the result that refused it."""
-        result: AsyncIterator[ExecutionResult] | ExecutionResult = await self._run(
-            graphql.subscribe, operation, context, root_value
+    ) -> SubscriptionResults | ExecutionResult:
+        """Start a subscription: its stream of serialized results, or the result that
+        refused it (request errors, or an error raised while setting up the stream)."""
+        executor = ExecutorThrowingOnIncremental.build(
+            self.schema,
+            operation.document,
+            root_value,
+            context,
+            operation.variables,
+            operation.operation_name,
+            middleware=self.middleware,
         )
-        return result
+        if isinstance(executor, list):
+            return ExecutionResult(None, errors=executor)
+        source = create_source_event_stream(executor)
+        if inspect.isawaitable(source):
+            source = await source
+        if isinstance(source, ExecutionResult):
+            return source
+        return SubscriptionResults(
+            executor, source, self._shared_results_key(operation), self.shared_results
+        )
+
+    def _shared_results_key(self, operation: PreparedOperation) -> tuple[Any, ...] | None:
+        """What identifies results that every subscriber of this operation can share, or
+        None when a result may depend on who receives it."""
+        root = operation.operation.selection_set.selections
+        if len(root) != 1 or not isinstance(root[0], FieldNode):
+            return None
+        if root[0].name.value not in self._shareable_subscription_fields:
+            return None
+        try:
+            variables = json.dumps(operation.variables, sort_keys=True)
+        except (TypeError, ValueError):
+            return None
+        return (operation.query, operation.operation_name, variables)
 
     async def _run(
         self,

@@ -44,6 +44,7 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
 
 from .context import Context
+from .execution import TYPED_SUBSCRIPTION_MARKER
 from .fanout import (
     DEFAULT_NOTIFICATION_QUEUE_LIMIT,
     END,
@@ -112,7 +113,10 @@ class Subscription(Generic[PayloadT]):
         super().__init_subclass__(**kwargs)
         if "group_namespace" not in cls.__dict__:
             cls.group_namespace = class_namespace(cls.__module__, cls.__qualname__)
-        strawberry.type(cls, description=cls.__dict__.get("__doc__"))
+        # A class that still has type parameters (``class Base(Subscription[Event[T]])``)
+        # is a base for other subscriptions, not a GraphQL type of its own.
+        if not getattr(cls, "__parameters__", ()):
+            strawberry.type(cls, description=cls.__dict__.get("__doc__"))
 
     # --- what users override ----------------------------------------------------------------
 
@@ -155,7 +159,11 @@ class Subscription(Generic[PayloadT]):
         The payload is serialized here (raising ``TypeError`` if it cannot cross the
         channel layer) and sent once per process that has subscribers in the group.
         """
-        data = serialize_payload(payload)
+        await cls._broadcast_serialized(serialize_payload(payload), group)
+
+    @classmethod
+    async def _broadcast_serialized(cls, data: bytes, group: str | None) -> None:
+        """Send a payload that :func:`serialize_payload` serialized already."""
         name = group_name(cls.group_namespace, group)
         await _channel_layer(cls.channel_layer_alias).group_send(
             name, {"type": NOTIFY, "group": name, "payload": data}
@@ -230,6 +238,8 @@ def _resolver_for(cls: type[Subscription[Any]]) -> Any:
     )
     # Strawberry resolves string annotations in the resolver's module: the user's one.
     resolver.__module__ = cls.__module__
+    # Tells the executor that this field's results are instances of ``cls``.
+    setattr(resolver, TYPED_SUBSCRIPTION_MARKER, cls)
     resolver.__name__ = resolver.__qualname__ = f"{cls.__name__}_resolver"
     resolver.__annotations__ = {"info": strawberry.Info} | {
         parameter.name: parameter.annotation for parameter in arguments

@@ -167,6 +167,20 @@ class OnEverything(cgt.Subscription[Any]):
         return cls(ok=True)
 
 
+class OnPersonal(cgt.Subscription[int]):
+    """A field that reads the context: results must not be shared between subscribers."""
+
+    value: int
+
+    @strawberry.field
+    def viewer(self, info: cgt.Info) -> str:
+        return info.context.channel_name
+
+    @classmethod
+    async def publish(cls, payload: int, info: cgt.Info) -> Self | cgt.Skip:
+        return cls(value=payload)
+
+
 @strawberry.type
 class Subscription:
     on_new_chat_message = OnNewChatMessage.field()
@@ -176,6 +190,7 @@ class Subscription:
     on_limited = OnLimited.field()
     on_kittens = OnKittens.field(deprecation_reason="Use onNewChatMessage")
     on_everything = OnEverything.field()
+    on_personal = OnPersonal.field()
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
@@ -188,6 +203,22 @@ class TypedConsumer(GraphqlWsConsumer):
 class ConfirmingConsumer(GraphqlWsConsumer):
     schema = schema
     confirm_subscriptions = True
+
+
+ROOT_RESOLUTIONS: list[str] = []
+
+
+def count_root_resolutions(next_: Any, root: Any, info: Any, **args: Any) -> Any:
+    """Middleware recording each execution of a subscription root field."""
+    if info.parent_type.name == "Subscription":
+        ROOT_RESOLUTIONS.append(info.field_name)
+    return next_(root, info, **args)
+
+
+class CountingConsumer(GraphqlWsConsumer):
+    schema = schema
+    confirm_subscriptions = True
+    middleware = (count_root_resolutions,)
 
 
 class OrderedTypedConsumer(GraphqlWsConsumer):

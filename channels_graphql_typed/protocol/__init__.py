@@ -14,6 +14,7 @@ from .common import (
     Operation,
     ProtocolMachine,
     Send,
+    SendText,
     StartOperation,
     StopOperation,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Operation",
     "ProtocolMachine",
     "Send",
+    "SendText",
     "StartOperation",
     "StopOperation",
     "Subprotocol",

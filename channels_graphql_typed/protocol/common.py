@@ -80,6 +80,13 @@ class Send:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SendText:
+    """A message already serialized to JSON text (see ``send_serialized_result``)."""
+
+    text: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Close:
     code: int
     reason: str
@@ -100,7 +107,7 @@ class StopOperation:
     operation: Operation
 
 
-Action = Send | Close | ConnectionInitRequested | StartOperation | StopOperation
+Action = Send | SendText | Close | ConnectionInitRequested | StartOperation | StopOperation
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 1024 * 1024
 MAX_OPERATION_ID_LENGTH: Final = 1024
@@ -205,6 +212,8 @@ class ProtocolMachine(abc.ABC):
     """
 
     subprotocol: str
+    _result_envelope: str
+    """The ``type`` of a result message: ``next`` or ``data``."""
     keepalive_on_ack = False
     """Whether the protocol expects a keep-alive right after the acknowledgement."""
 
@@ -260,6 +269,21 @@ class ProtocolMachine(abc.ABC):
         if not self.is_active(operation):
             return []
         return [Send(self._result_message(operation.id, result))]
+
+    def send_serialized_result(self, operation: Operation, payload_json: str) -> list[Action]:
+        """Like :meth:`send_result`, for a payload already serialized to JSON.
+
+        Many subscribers often get the same result: it is serialized once and only the
+        envelope, which carries the operation id, is built per subscriber.
+        """
+        if not self.is_active(operation):
+            return []
+        envelope = self._result_envelope
+        return [
+            SendText(
+                f'{{"type":"{envelope}","id":{json.dumps(operation.id)},"payload":{payload_json}}}'
+            )
+        ]
 
     def send_errors(self, operation: Operation, errors: Sequence[FormattedError]) -> list[Action]:
         """The operation failed before execution (parse, validation, rejection): it ends."""

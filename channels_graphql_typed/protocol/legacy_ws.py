@@ -66,6 +66,7 @@ def legacy_error_message(
 class GraphqlWsProtocol(ProtocolMachine):
     """State machine of one legacy ``graphql-ws`` connection (server side)."""
 
+    _result_envelope = "data"
     subprotocol = GRAPHQL_WS
     keepalive_on_ack = True
 

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 class GraphqlTransportWsProtocol(ProtocolMachine):
     """State machine of one ``graphql-transport-ws`` connection (server side)."""
 
+    _result_envelope = "next"
     subprotocol = GRAPHQL_TRANSPORT_WS
 
     def receive_text(self, text: str) -> list[Action]:

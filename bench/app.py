@@ -1,0 +1,217 @@
+"""The benchmark server: one ASGI application per BENCH_MODE.
+
+Modes:
+
+* ``cgt``: this library, a typed subscription ``onBench(group, skip)``;
+* ``raw``: a plain Channels ``AsyncWebsocketConsumer`` that joins the group and sends
+  the pre-rendered frame of each group message (the "raw" baseline);
+* ``asgi``: no Channels at all: the sockets in a set, the same frame sent to each (the
+  ceiling for any Channels-based server);
+* ``strawberry``: Strawberry's own ``GraphQLWSConsumer`` (query round trips only).
+
+Every mode speaks enough graphql-transport-ws / graphql-ws for the load client: init,
+ack, one subscription confirmed by a first ``{"data": null}`` result, then one frame per
+broadcast carrying ``seq`` and the broadcast timestamp ``ts``.
+
+HTTP ``GET /fire?count=K&groups=G&rate=R`` broadcasts K events to each of G groups
+(``g0`` ... ``g{G-1}``) from inside the server, in a burst or at R per second, and
+answers when they are sent. ``GET /rss`` answers the server's resident memory in bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import time
+import urllib.parse
+from typing import Any, Self
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+
+import django
+
+django.setup()
+
+import strawberry  # noqa: E402
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
+from channels.layers import get_channel_layer  # noqa: E402
+
+import channels_graphql_typed as cgt  # noqa: E402
+
+MODE = os.environ.get("BENCH_MODE", "cgt")
+
+
+@dataclasses.dataclass
+class BenchEvent:
+    seq: int
+    ts: float
+    group: str
+
+
+class OnBench(cgt.Subscription[BenchEvent]):
+    """One notification per broadcast."""
+
+    seq: int
+    ts: float
+
+    @classmethod
+    async def subscribe(cls, info: cgt.Info, group: str, skip: bool = False) -> list[str]:
+        return [group]
+
+    @classmethod
+    async def publish(
+        cls, payload: BenchEvent, info: cgt.Info, group: str, skip: bool = False
+    ) -> Self | cgt.Skip:
+        if skip:
+            return cgt.SKIP
+        return cls(seq=payload.seq, ts=payload.ts)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def echo(self, text: str) -> str:
+        return text
+
+
+@strawberry.type
+class Subscription:
+    on_bench = OnBench.field()
+
+
+schema = strawberry.Schema(query=Query, subscription=Subscription)
+
+
+class BenchConsumer(cgt.GraphqlWsConsumer):
+    schema = schema
+    confirm_subscriptions = True
+    notification_queue_limit = 100_000
+
+
+def frame(seq: int, ts: float, subprotocol: str = "graphql-transport-ws") -> str:
+    kind = "next" if subprotocol == "graphql-transport-ws" else "data"
+    payload = {"data": {"onBench": {"seq": seq, "ts": ts}}}
+    return json.dumps({"type": kind, "id": "0", "payload": payload}, separators=(",", ":"))
+
+
+CONFIRMATION = json.dumps({"type": "next", "id": "0", "payload": {"data": None}})
+
+
+def subscription_group(message: dict[str, Any]) -> str:
+    query: str = message["payload"]["query"]
+    return query.split('group: "', 1)[1].split('"', 1)[0]
+
+
+class RawConsumer(AsyncWebsocketConsumer):
+    """The baseline: a plain consumer forwarding pre-rendered frames of its group."""
+
+    async def connect(self) -> None:
+        await self.accept("graphql-transport-ws")
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        message = json.loads(text_data or "{}")
+        if message.get("type") == "connection_init":
+            await self.send(text_data='{"type":"connection_ack"}')
+        elif message.get("type") == "subscribe":
+            await self.channel_layer.group_add(subscription_group(message), self.channel_name)
+            await self.send(text_data=CONFIRMATION)
+
+    async def bench_frame(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["text"])
+
+
+async def fire(count: int, groups: int, rate: float | None) -> None:
+    interval = 1 / rate if rate else 0.0
+    layer = get_channel_layer()
+    assert layer is not None
+    started = time.monotonic()
+    for seq in range(count):
+        if interval:
+            await asyncio.sleep(max(0.0, started + seq * interval - time.monotonic()))
+        for index in range(groups):
+            group = f"g{index}"
+            now = time.time()
+            if MODE == "raw":
+                await layer.group_send(group, {"type": "bench.frame", "text": frame(seq, now)})
+            elif MODE == "asgi":
+                text = frame(seq, now)
+                for send in list(ASGI_SOCKETS.get(group, ())):
+                    await send({"type": "websocket.send", "text": text})
+            else:
+                await OnBench.broadcast(payload=BenchEvent(seq, now, group), group=group)
+
+
+ASGI_SOCKETS: dict[str, set[Any]] = {}
+
+
+async def raw_asgi_websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The ceiling: sockets kept in a set, no Channels, no channel layer."""
+    group = None
+    while True:
+        event = await receive()
+        if event["type"] == "websocket.connect":
+            await send({"type": "websocket.accept", "subprotocol": "graphql-transport-ws"})
+        elif event["type"] == "websocket.receive":
+            message = json.loads(event.get("text") or "{}")
+            if message.get("type") == "connection_init":
+                await send({"type": "websocket.send", "text": '{"type":"connection_ack"}'})
+            elif message.get("type") == "subscribe":
+                group = subscription_group(message)
+                ASGI_SOCKETS.setdefault(group, set()).add(send)
+                await send({"type": "websocket.send", "text": CONFIRMATION})
+        elif event["type"] == "websocket.disconnect":
+            if group is not None:
+                ASGI_SOCKETS[group].discard(send)
+            return
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            event = await receive()
+            if event["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    query = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode()))
+    if scope["path"] == "/fire":
+        await fire(
+            int(query.get("count", "1")),
+            int(query.get("groups", "1")),
+            float(query["rate"]) if "rate" in query else None,
+        )
+        body = b"fired"
+    else:
+        body = str(rss_bytes()).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def websocket_application() -> Any:
+    if MODE == "cgt":
+        return BenchConsumer.as_asgi()
+    if MODE == "raw":
+        return RawConsumer.as_asgi()
+    if MODE == "strawberry":
+        from strawberry.channels import GraphQLWSConsumer
+
+        return GraphQLWSConsumer.as_asgi(schema=schema)
+    return raw_asgi_websocket
+
+
+_websocket = websocket_application()
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "websocket":
+        await _websocket(scope, receive, send)
+    else:
+        await http(scope, receive, send)

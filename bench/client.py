@@ -1,0 +1,218 @@
+"""The load client: a separate process that opens the sockets and checks every notification.
+
+Usage: ``python -m bench.client SCENARIO_JSON``. It prints ``READY`` once all sockets are
+subscribed, waits for ``FIRE`` on stdin (the orchestrator samples the server's CPU time
+in between), triggers the broadcasts through the server's ``/fire``, and prints one JSON
+line of results. Every subscriber must get every event exactly once and in order;
+losses, duplicates and reorders are counted and reported, never hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+TRANSPORT_WS = "graphql-transport-ws"
+
+
+@dataclass
+class Subscriber:
+    expected: int
+    seen: set[int] = field(default_factory=set)
+    highest: int = -1
+    received: int = 0
+    duplicates: int = 0
+    reordered: int = 0
+    latencies: list[float] = field(default_factory=list)
+    last_receive: float = 0.0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def record(self, seq: int, ts: float, now: float) -> None:
+        self.received += 1
+        self.latencies.append(now - ts)
+        self.last_receive = now
+        if seq in self.seen:
+            self.duplicates += 1
+            return
+        if seq < self.highest:
+            self.reordered += 1
+        self.highest = max(self.highest, seq)
+        self.seen.add(seq)
+        if len(self.seen) >= self.expected:
+            self.done.set()
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.expected - len(self.seen))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def open_subscriber(
+    session: aiohttp.ClientSession,
+    url: str,
+    subprotocol: str,
+    query: str,
+    expected: int,
+    subscriptions: int,
+) -> tuple[aiohttp.ClientWebSocketResponse, list[Subscriber]]:
+    socket = await session.ws_connect(url, protocols=[subprotocol], max_msg_size=0)
+    assert socket.protocol == subprotocol, socket.protocol
+    await socket.send_str('{"type":"connection_init"}')
+    while (await socket.receive_json())["type"] != "connection_ack":
+        pass
+    start = "subscribe" if subprotocol == TRANSPORT_WS else "start"
+    for index in range(subscriptions):
+        await socket.send_str(
+            json.dumps({"type": start, "id": str(index), "payload": {"query": query}})
+        )
+    confirmed = 0
+    while confirmed < subscriptions:
+        message = await socket.receive_json()
+        if message.get("type") in ("next", "data"):
+            assert message["payload"] == {"data": None}, message
+            confirmed += 1
+    return socket, [Subscriber(expected) for _ in range(subscriptions)]
+
+
+async def read(socket: aiohttp.ClientWebSocketResponse, subscribers: list[Subscriber]) -> None:
+    async for message in socket:
+        if message.type != aiohttp.WSMsgType.TEXT:
+            break
+        now = time.time()
+        data = orjson.loads(message.data)
+        if data.get("type") not in ("next", "data"):
+            continue
+        event = data["payload"]["data"]["onBench"]
+        subscribers[int(data["id"])].record(event["seq"], event["ts"], now)
+
+
+async def fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{scenario['port']}"
+    subprotocol = scenario.get("subprotocol", TRANSPORT_WS)
+    count: int = scenario["count"]
+    groups: int = scenario.get("groups", 1)
+    per_socket: int = scenario.get("per_socket", 1)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sockets: list[tuple[aiohttp.ClientWebSocketResponse, list[Subscriber]]] = []
+        for start in range(0, scenario["subscribers"], 100):
+            batch = []
+            for index in range(start, min(start + 100, scenario["subscribers"])):
+                skip = scenario.get("skip_half", False) and index % 2 == 1
+                query = (
+                    f'subscription {{ onBench(group: "g{index % groups}"'
+                    f"{', skip: true' if skip else ''}) {{ seq ts }} }}"
+                )
+                expected = 0 if skip else count
+                batch.append(
+                    open_subscriber(
+                        session, url + "/graphql/", subprotocol, query, expected, per_socket
+                    )
+                )
+            sockets.extend(await asyncio.gather(*batch))
+        readers = [asyncio.create_task(read(socket, subs)) for socket, subs in sockets]
+        subscribers = [subscriber for _, subs in sockets for subscriber in subs]
+        print("READY", flush=True)
+        if scenario.get("idle"):
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            result: dict[str, Any] = {"subscribers": len(subscribers)}
+        else:
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            fired_at = time.time()
+            query_string = f"count={count}&groups={groups}"
+            if scenario.get("rate"):
+                query_string += f"&rate={scenario['rate']}"
+            async with session.get(f"{url}/fire?{query_string}") as response:
+                assert response.status == 200
+            burst = time.time() - fired_at
+            waiting = [s.done.wait() for s in subscribers if s.expected]
+            timeout = scenario.get("timeout", 60)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waiting), timeout)
+            await asyncio.sleep(scenario.get("settle", 0.3))  # duplicates would show here
+            last = max((s.last_receive for s in subscribers), default=fired_at)
+            received = sum(s.received for s in subscribers)
+            latencies = [value for s in subscribers for value in s.latencies]
+            expected_total = sum(s.expected for s in subscribers)
+            result = {
+                "delivered": received,
+                "expected": expected_total,
+                "lost": sum(s.lost for s in subscribers),
+                "duplicates": sum(s.duplicates for s in subscribers),
+                "reordered": sum(s.reordered for s in subscribers),
+                "seconds": max(last - fired_at, 1e-9),
+                "burst_seconds": burst,
+                "p50": statistics.median(latencies) if latencies else 0.0,
+                "p99": percentile(latencies, 0.99),
+            }
+            result["per_second"] = received / result["seconds"]
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*(socket.close() for socket, _ in sockets), return_exceptions=True)
+        await asyncio.gather(*readers, return_exceptions=True)
+    return result
+
+
+async def round_trips(scenario: dict[str, Any]) -> dict[str, Any]:
+    """Sequential query round trips on each of ``sockets`` sockets for ``duration`` s."""
+    url = f"http://127.0.0.1:{scenario['port']}/graphql/"
+    duration: float = scenario.get("duration", 3.0)
+    query = json.dumps({"query": '{ echo(text: "hello") }'})
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sockets = []
+        for _ in range(scenario["sockets"]):
+            socket = await session.ws_connect(url, protocols=[TRANSPORT_WS])
+            await socket.send_str('{"type":"connection_init"}')
+            await socket.receive_json()
+            sockets.append(socket)
+        print("READY", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        deadline = time.monotonic() + duration
+        counts = [0] * len(sockets)
+
+        async def loop(index: int, socket: aiohttp.ClientWebSocketResponse) -> None:
+            number = 0
+            while time.monotonic() < deadline:
+                number += 1
+                await socket.send_str(f'{{"type":"subscribe","id":"{number}","payload":{query}}}')
+                while True:
+                    message = orjson.loads((await socket.receive()).data)
+                    if message["type"] == "complete":
+                        break
+                    assert message["type"] == "next", message
+                    assert message["payload"] == {"data": {"echo": "hello"}}, message
+                counts[index] += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(loop(i, s) for i, s in enumerate(sockets)))
+        elapsed = time.monotonic() - started
+        for socket in sockets:
+            await socket.close()
+    return {"operations": sum(counts), "seconds": elapsed, "per_second": sum(counts) / elapsed}
+
+
+async def main() -> None:
+    scenario = json.loads(sys.argv[1])
+    run = round_trips if scenario["kind"] == "round_trip" else fan_out
+    result = await run(scenario)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,336 @@
+"""Run the benchmark suite and print a table: ``python -m bench.run [--quick] [--only NAME]``.
+
+Each measurement starts a fresh server process (uvicorn, uvloop, one worker) and a
+separate load-client process on 127.0.0.1, samples the server's CPU time and memory
+around the measured part, and stops both. Every figure is the median of ``--repeat``
+runs (min and max beside it) and is compared with the baselines measured in the same
+run: "raw" (a plain Channels consumer forwarding pre-rendered frames) and "asgi" (raw
+ASGI fan-out without Channels). Targets print PASS or FAIL; nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    name: str
+    kind: str  # fan_out, idle, round_trip
+    mode: str
+    layer: str
+    params: dict[str, Any]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def start_server(mode: str, layer: str, port: int) -> subprocess.Popen[bytes]:
+    environment = dict(os.environ, BENCH_MODE=mode, BENCH_LAYER=layer, PYTHONPATH=str(ROOT))
+    environment["BENCH_REDIS_PREFIX"] = f"cgt-bench-{port}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.app:application",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--log-level",
+            "warning",
+            "--ws-max-queue",
+            "100000",
+        ],
+        cwd=ROOT,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return process
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"the {mode} server did not start")
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def measure_once(measurement: Measurement) -> dict[str, Any]:
+    port = free_port()
+    server = start_server(measurement.mode, measurement.layer, port)
+    scenario = dict(measurement.params, kind=measurement.kind, port=port)
+    client = subprocess.Popen(
+        [sys.executable, "-m", "bench.client", json.dumps(scenario)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        rss_before = rss_bytes(server.pid)
+        assert client.stdout is not None
+        assert client.stdin is not None
+        ready = client.stdout.readline().strip()
+        if ready != "READY":
+            raise RuntimeError(f"the load client failed before it was ready: {ready!r}")
+        time.sleep(0.5)  # let the server settle before sampling
+        cpu_before = cpu_seconds(server.pid)
+        rss_ready = rss_bytes(server.pid)
+        client.stdin.write("FIRE\n")
+        client.stdin.flush()
+        line = client.stdout.readline()
+        cpu_after = cpu_seconds(server.pid)
+        client.wait(120)
+        if not line:
+            raise RuntimeError("the load client printed no result")
+        result: dict[str, Any] = json.loads(line)
+        result["cpu_seconds"] = cpu_after - cpu_before
+        result["rss_growth"] = rss_ready - rss_before
+        return result
+    finally:
+        stop(client)
+        stop(server)
+
+
+def summarize(runs: list[dict[str, Any]], key: str) -> tuple[float, float, float]:
+    values = [float(run[key]) for run in runs]
+    return statistics.median(values), min(values), max(values)
+
+
+def fan_out(name: str, layer: str, modes: list[str], **params: Any) -> list[Measurement]:
+    return [Measurement(name, "fan_out", mode, layer, params) for mode in modes]
+
+
+def suite(quick: bool) -> list[Measurement]:
+    scale = 0.2 if quick else 1.0
+    n100 = {"subscribers": 100, "count": int(200 * scale) or 10}
+    n1000 = {"subscribers": int(1000 * scale), "count": 20}
+    n5000 = {"subscribers": int(5000 * scale), "count": 5, "rate": 1, "timeout": 30}
+    measurements: list[Measurement] = []
+    measurements += fan_out("fan-out N=100", "memory", ["raw", "asgi", "cgt"], **n100)
+    measurements += fan_out("fan-out N=1000", "memory", ["raw", "asgi", "cgt"], **n1000)
+    measurements += fan_out("fan-out N=5000 at 1/s", "memory", ["raw", "cgt"], **n5000)
+    measurements += fan_out("10 groups N=1000", "memory", ["raw", "cgt"], groups=10, **n1000)
+    measurements += fan_out("half SKIP N=1000", "memory", ["raw", "cgt"], skip_half=True, **n1000)
+    measurements += [
+        Measurement(
+            "legacy graphql-ws N=1000",
+            "fan_out",
+            "cgt",
+            "memory",
+            dict(n1000, subprotocol="graphql-ws"),
+        )
+    ]
+    for layer in ("redis_pubsub", "redis_core"):
+        measurements += fan_out(f"fan-out N=1000 {layer}", layer, ["raw", "cgt"], **n1000)
+    idle = {"subscribers": int(1000 * scale), "count": 0, "idle": True}
+    measurements += [
+        Measurement("idle memory, 1 per socket", "idle", mode, "memory", idle)
+        for mode in ("raw", "cgt")
+    ]
+    measurements.append(
+        Measurement(
+            "idle memory, 10 per socket",
+            "idle",
+            "cgt",
+            "memory",
+            dict(idle, subscribers=int(100 * scale), per_socket=10),
+        )
+    )
+    for sockets in (1, 100):
+        measurements += [
+            Measurement(
+                f"query round trip, {sockets} socket(s)",
+                "round_trip",
+                mode,
+                "memory",
+                {"sockets": sockets, "duration": 2.0 if quick else 3.0},
+            )
+            for mode in ("strawberry", "cgt")
+        ]
+    return measurements
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller N, one repetition")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", help="run the scenarios whose name contains this")
+    arguments = parser.parse_args()
+    repeat = 1 if arguments.quick else arguments.repeat
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    measurements = [
+        m for m in suite(arguments.quick) if not arguments.only or arguments.only in m.name
+    ]
+    for measurement in measurements:
+        runs = []
+        for _ in range(repeat):
+            try:
+                runs.append(measure_once(measurement))
+            except Exception as exc:
+                print(f"! {measurement.name} [{measurement.mode}]: {exc}", file=sys.stderr)
+        results[(measurement.name, measurement.mode)] = runs
+        print(f"measured {measurement.name} [{measurement.mode}]", file=sys.stderr, flush=True)
+    report(measurements, results)
+
+
+def report(
+    measurements: list[Measurement], results: dict[tuple[str, str], list[dict[str, Any]]]
+) -> None:
+    print()
+    print(
+        f"{'scenario':34} {'mode':10} {'median/s':>10} {'min':>9} {'max':>9} "
+        f"{'x raw':>6} {'x asgi':>6} {'p50 ms':>7} {'p99 ms':>7} {'burst s':>7} "
+        f"{'cpu s/1k':>8} {'lost':>5} {'dup':>4} {'reord':>5}"
+    )
+    medians: dict[tuple[str, str], float] = {}
+    for measurement in measurements:
+        runs = results.get((measurement.name, measurement.mode)) or []
+        if not runs:
+            print(f"{measurement.name:34} {measurement.mode:10} (no successful run)")
+            continue
+        if measurement.kind == "idle":
+            growth = [run["rss_growth"] / max(1, run["subscribers"]) * 1000 for run in runs]
+            medians[(measurement.name, measurement.mode)] = statistics.median(growth)
+            raw = medians.get((measurement.name, "raw"))
+            ratio = f"{statistics.median(growth) / raw:6.2f}" if raw else "      "
+            print(
+                f"{measurement.name:34} {measurement.mode:10} "
+                f"{statistics.median(growth) / 1e6:8.2f}MB {min(growth) / 1e6:8.2f}M "
+                f"{max(growth) / 1e6:8.2f}M {ratio}  (RSS growth per 1000 subscriptions)"
+            )
+            continue
+        median, low, high = summarize(runs, "per_second")
+        medians[(measurement.name, measurement.mode)] = median
+        raw = medians.get((measurement.name, "raw"))
+        asgi = medians.get((measurement.name, "asgi"))
+        x_raw = f"{median / raw:6.2f}" if raw else "      "
+        x_asgi = f"{median / asgi:6.2f}" if asgi else "      "
+        if measurement.kind == "round_trip":
+            peer = medians.get((measurement.name, "strawberry"))
+            x_raw = f"{median / peer:6.2f}" if peer and measurement.mode != "strawberry" else x_raw
+            print(
+                f"{measurement.name:34} {measurement.mode:10} {median:10.0f} {low:9.0f} "
+                f"{high:9.0f} {x_raw} (x strawberry)"
+            )
+            continue
+        delivered = statistics.median(run["delivered"] for run in runs)
+        cpu = statistics.median(run["cpu_seconds"] for run in runs)
+        print(
+            f"{measurement.name:34} {measurement.mode:10} {median:10.0f} {low:9.0f} "
+            f"{high:9.0f} {x_raw} {x_asgi} "
+            f"{statistics.median(r['p50'] for r in runs) * 1000:7.1f} "
+            f"{statistics.median(r['p99'] for r in runs) * 1000:7.1f} "
+            f"{statistics.median(r['burst_seconds'] for r in runs):7.2f} "
+            f"{cpu / max(delivered, 1) * 1000:8.3f} "
+            f"{sum(r['lost'] for r in runs):5d} {sum(r['duplicates'] for r in runs):4d} "
+            f"{sum(r['reordered'] for r in runs):5d}"
+        )
+    print()
+    targets(measurements, results, medians)
+
+
+def targets(
+    measurements: list[Measurement],
+    results: dict[tuple[str, str], list[dict[str, Any]]],
+    medians: dict[tuple[str, str], float],
+) -> None:
+    def ratio(name: str, mode: str, baseline: str) -> float | None:
+        ours, base = medians.get((name, mode)), medians.get((name, baseline))
+        return ours / base if ours is not None and base else None
+
+    def verdict(
+        label: str, value: float | None, minimum: float | None = None, maximum: float | None = None
+    ) -> None:
+        if value is None:
+            print(f"  n/a   {label}")
+            return
+        ok = (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+        print(f"  {'PASS' if ok else 'FAIL'}  {label}: {value:.2f}")
+
+    print("Targets:")
+    verdict("fan-out N=1000 memory, x raw >= 5", ratio("fan-out N=1000", "cgt", "raw"), 5)
+    verdict("fan-out N=1000 memory, x asgi >= 0.25", ratio("fan-out N=1000", "cgt", "asgi"), 0.25)
+    verdict(
+        "fan-out N=1000 redis pub/sub, x raw >= 5",
+        ratio("fan-out N=1000 redis_pubsub", "cgt", "raw"),
+        5,
+    )
+    runs_5000 = results.get(("fan-out N=5000 at 1/s", "cgt")) or []
+    if runs_5000:
+        worst_p99 = max(run["p99"] for run in runs_5000)
+        losses = sum(run["lost"] for run in runs_5000)
+        verdict(
+            "N=5000 at 1/s, p99 seconds <= 2 and no loss",
+            worst_p99 if losses == 0 else float("inf"),
+            maximum=2,
+        )
+    verdict("10 groups N=1000, x raw >= 3", ratio("10 groups N=1000", "cgt", "raw"), 3)
+    verdict(
+        "idle memory per subscription, x raw <= 1.25",
+        ratio("idle memory, 1 per socket", "cgt", "raw"),
+        maximum=1.25,
+    )
+    verdict(
+        "query round trip 1 socket, x strawberry >= 1.5",
+        ratio("query round trip, 1 socket(s)", "cgt", "strawberry"),
+        1.5,
+    )
+    problems = sum(
+        run.get("lost", 0) + run.get("duplicates", 0) + run.get("reordered", 0)
+        for runs in results.values()
+        for run in runs
+    )
+    verdict("no loss, duplicate or reorder anywhere (count)", problems, maximum=0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Results shared between subscribers: executed and serialized once when that is safe."""
+
+from __future__ import annotations
+
+from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS
+from tests.helpers import WsSession
+from tests.subscriptions import (
+    ROOT_RESOLUTIONS,
+    CountingConsumer,
+    Measurement,
+    OnMeasurement,
+    OnPersonal,
+)
+
+app = CountingConsumer.as_asgi()
+MEASUREMENT = "subscription($s: [String!]) { onMeasurement(sensors: $s) { sensor value } }"
+
+
+async def subscribed(query: str, variables: dict[str, object] | None, protocol: str) -> WsSession:
+    session = await WsSession.open(app, protocol)
+    await session.start("s", query, variables)
+    assert await session.result("s") == {"data": None}
+    return session
+
+
+async def test_identical_subscriptions_execute_once_per_broadcast() -> None:
+    sessions = [
+        await subscribed(MEASUREMENT, {"s": ["t"]}, (GRAPHQL_TRANSPORT_WS, GRAPHQL_WS)[i % 2])
+        for i in range(10)
+    ]
+    ROOT_RESOLUTIONS.clear()
+    for value in range(2000, 2003):
+        await OnMeasurement.broadcast(payload=Measurement(sensor="t", value=value), group="t")
+    for session in sessions:
+        for value in range(2000, 2003):
+            assert await session.result("s") == {
+                "data": {"onMeasurement": {"sensor": "t", "value": value}}
+            }
+        await session.close()
+    assert ROOT_RESOLUTIONS == ["onMeasurement"] * 3
+
+
+async def test_different_variables_are_executed_separately() -> None:
+    first = await subscribed(MEASUREMENT, {"s": ["t"]}, GRAPHQL_TRANSPORT_WS)
+    second = await subscribed(MEASUREMENT, {"s": ["t", "u"]}, GRAPHQL_TRANSPORT_WS)
+    third = await subscribed(MEASUREMENT.replace("sensor value", "value"), None, GRAPHQL_WS)
+    ROOT_RESOLUTIONS.clear()
+    # A value no other test broadcasts: results are cached per consumer class.
+    await OnMeasurement.broadcast(payload=Measurement(sensor="t", value=1001))
+    expected = {"data": {"onMeasurement": {"sensor": "t", "value": 1001}}}
+    assert await first.result("s") == expected
+    assert await second.result("s") == expected
+    assert await third.result("s") == {"data": {"onMeasurement": {"value": 1001}}}
+    assert len(ROOT_RESOLUTIONS) == 3
+    for session in (first, second, third):
+        await session.close()
+
+
+async def test_context_dependent_fields_are_executed_per_subscriber() -> None:
+    query = "subscription { onPersonal { value viewer } }"
+    sessions = [await subscribed(query, None, GRAPHQL_TRANSPORT_WS) for _ in range(3)]
+    channels = []
+    for session in sessions:
+        name = (await session.query("c", "{ channelName }"))["data"]["channelName"]
+        channels.append(name)
+    ROOT_RESOLUTIONS.clear()
+    await OnPersonal.broadcast(payload=7)
+    for session, channel in zip(sessions, channels, strict=True):
+        assert await session.result("s") == {
+            "data": {"onPersonal": {"value": 7, "viewer": channel}}
+        }
+        await session.close()
+    assert ROOT_RESOLUTIONS == ["onPersonal"] * 3
