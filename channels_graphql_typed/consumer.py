@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import uuid
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("channels_graphql_typed")
 
 _executors: dict[type[GraphqlWsConsumer], GraphqlExecutor] = {}
+_operation_settings: dict[type[GraphqlWsConsumer], OperationSettings] = {}
 
 INTERNAL_ERROR_MESSAGE: Final = "Internal server error"
 
@@ -190,6 +192,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         self._tasks: set[asyncio.Task[None]] = set()
         self._operation_tasks: dict[Operation, asyncio.Task[None]] = {}
         self._ordered_operations: asyncio.Queue[Operation] | None = None
+        self._init_timer: asyncio.TimerHandle | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch takes a thread hop per message to close stale database
@@ -218,8 +221,13 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         channel_name = getattr(self, "channel_name", None) or f"cgt.local!{uuid.uuid4().hex}"
         self.context = self.context_class(scope=self.scope, channel_name=channel_name)
         await self.accept(chosen)
+        # Inherited by every task of the connection (set once: not per operation).
+        current_operation.set(self._operation_settings())
         if self.connection_init_wait_timeout is not None:
-            self._spawn(self._init_timer(self.connection_init_wait_timeout))
+            # A timer handle, not a task: it costs far less memory per waiting socket.
+            self._init_timer = asyncio.get_running_loop().call_later(
+                self.connection_init_wait_timeout, self._init_timed_out
+            )
 
     async def websocket_receive(self, message: WebSocketReceiveEvent) -> None:
         if self.machine is None:
@@ -233,6 +241,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
 
     async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
         self._closed = True
+        self._cancel_init_timer()
         if self.machine is not None:
             self.machine.close(CloseCode.NORMAL, "")
         tasks = list(self._tasks)
@@ -265,6 +274,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
                     if task is not None:
                         task.cancel()
                 case ConnectionInitRequested(payload):
+                    self._cancel_init_timer()
                     self._spawn(self._initialise(payload))
 
     async def _send_text(self, text: str) -> None:
@@ -284,23 +294,43 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             # A plain int: Daphne (autobahn) refuses int subclasses such as CloseCode.
             await self.close(int(code), reason)
 
-    def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
+    def _spawn(self, coroutine: Any, operation: Operation | None = None) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        if operation is None:
+            task.add_done_callback(self._task_done)
+        else:
+            task.add_done_callback(functools.partial(self._task_done, operation=operation))
         return task
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
+    def _task_done(self, task: asyncio.Task[None], operation: Operation | None = None) -> None:
         self._tasks.discard(task)
+        if operation is not None and self._operation_tasks.get(operation) is task:
+            del self._operation_tasks[operation]
         if not task.cancelled() and task.exception() is not None:
             logger.error("A task of the connection failed", exc_info=task.exception())
 
     # --- connection handshake and timers -------------------------------------------------------
 
-    async def _init_timer(self, timeout: float) -> None:
-        await asyncio.sleep(timeout)
+    def _operation_settings(self) -> OperationSettings:
+        settings = _operation_settings.get(type(self))
+        if settings is None:
+            settings = _operation_settings[type(self)] = OperationSettings(
+                self.notification_queue_limit
+            )
+        return settings
+
+    def _cancel_init_timer(self) -> None:
+        if self._init_timer is not None:
+            self._init_timer.cancel()
+            self._init_timer = None
+
+    def _init_timed_out(self) -> None:
+        self._init_timer = None
         assert self.machine is not None
-        await self._perform(self.machine.init_timeout())
+        actions = self.machine.init_timeout()
+        if actions:
+            self._spawn(self._perform(actions))
 
     async def _initialise(self, payload: dict[str, Any]) -> None:
         assert self.machine is not None
@@ -339,14 +369,8 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         self._launch(operation, None)
 
     def _launch(self, operation: Operation, ready: asyncio.Event | None) -> asyncio.Task[None]:
-        task = self._spawn(self._run_operation(operation, ready))
+        task = self._spawn(self._run_operation(operation, ready), operation)
         self._operation_tasks[operation] = task
-
-        def forget(_: asyncio.Task[None]) -> None:
-            if self._operation_tasks.get(operation) is task:
-                del self._operation_tasks[operation]
-
-        task.add_done_callback(forget)
         return task
 
     async def _run_in_order(self, queue: asyncio.Queue[Operation]) -> None:
@@ -366,7 +390,6 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     async def _run_operation(self, operation: Operation, ready: asyncio.Event | None) -> None:
         machine = self.machine
         assert machine is not None
-        current_operation.set(OperationSettings(self.notification_queue_limit))
         try:
             try:
                 await self.on_operation(operation.id, operation.payload)

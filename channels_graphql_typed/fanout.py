@@ -83,7 +83,9 @@ class NotificationQueue:
     """A bounded FIFO of one subscription's notifications; drops the oldest on overflow."""
 
     def __init__(self, limit: int | None, name: str) -> None:
-        self._items: collections.deque[Any] = collections.deque()
+        # Created on the first notification and dropped once drained: most subscriptions
+        # are idle most of the time, and an empty deque still costs most of a kilobyte.
+        self._items: collections.deque[Any] | None = None
         self._limit = limit
         self._name = name
         self._waiter: asyncio.Future[None] | None = None
@@ -92,7 +94,7 @@ class NotificationQueue:
         self.dropped = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return 0 if self._items is None else len(self._items)
 
     @property
     def closed(self) -> bool:
@@ -101,6 +103,8 @@ class NotificationQueue:
     def put(self, item: Any) -> None:
         if self._closed:
             return
+        if self._items is None:
+            self._items = collections.deque()
         if self._limit is not None and len(self._items) >= self._limit:
             self._items.popleft()
             self.dropped += 1
@@ -131,9 +135,11 @@ class NotificationQueue:
                 await self._waiter
             finally:
                 self._waiter = None
-        if len(self._items) == 1:
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
             self._overflowing = False
-        return self._items.popleft()
+        return item
 
     def _wake(self) -> None:
         waiter = self._waiter
