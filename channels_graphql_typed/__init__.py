@@ -22,6 +22,7 @@ from .exceptions import (
     OperationRejected,
     PayloadSerializationError,
 )
+from .model_subscription import ModelAction, ModelEvent, ModelSubscription
 from .protocol import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, CloseCode
 from .protocol.messages import OperationPayload
 from .subscription import SKIP, Info, Skip, Subscription
@@ -46,6 +47,9 @@ __all__ = [
     "GraphqlWsTransport",
     "GraphqlWsTransportAiohttp",
     "Info",
+    "ModelAction",
+    "ModelEvent",
+    "ModelSubscription",
     "OperationPayload",
     "OperationRejected",
     "PayloadSerializationError",

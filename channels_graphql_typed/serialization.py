@@ -10,9 +10,9 @@ What round-trips into the same types: ``None``, ``bool``, ``int``, ``float``, ``
 ``decimal.Decimal``, enum members, dataclass instances and Django model instances.
 Dataclasses and enums must be importable by module and qualified name in the receiving
 process. A model instance travels as the values of its concrete fields at broadcast time
-(foreign keys as their ``_id``), read from the instance without touching the database, so
-a row deleted since still arrives; it comes back as an unsaved-looking instance built with
-``Model.from_db``.
+(foreign keys as their ``_id``, files as their name), read from the instance without
+touching the database, so a row deleted since still arrives; it comes back as an
+unsaved-looking instance built with ``Model.from_db``.
 """
 
 from __future__ import annotations
@@ -119,10 +119,16 @@ def _model_values(value: Any) -> list[Any] | None:
     meta = getattr(type(value), "_meta", None)
     if meta is None or not hasattr(meta, "concrete_fields") or not hasattr(value, "_state"):
         return None
+    from django.db.models.fields.files import FieldFile
+
     deferred = value.get_deferred_fields()
     names = [field.attname for field in meta.concrete_fields if field.attname not in deferred]
-    # Plain attribute reads: the instance's current values, no database query.
-    return [meta.label, value._state.db, names, [value.__dict__[name] for name in names]]
+    # Plain attribute reads: the instance's current values, no database query. A file
+    # field holds a FieldFile once read (saving reads it): it travels as its name, which
+    # is what the database stores.
+    values = [value.__dict__[name] for name in names]
+    values = [item.name if isinstance(item, FieldFile) else item for item in values]
+    return [meta.label, value._state.db, names, values]
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
