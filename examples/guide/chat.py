@@ -10,6 +10,8 @@ import strawberry
 
 import channels_graphql_typed as cgt
 
+from .models import OnMessageChanged
+
 logger = logging.getLogger(__name__)
 
 
@@ -63,6 +65,7 @@ class Mutation:
 @strawberry.type
 class Subscription:
     on_new_chat_message = OnNewChatMessage.field()
+    on_message_changed = OnMessageChanged.field()  # see models.py
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
