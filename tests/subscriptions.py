@@ -181,6 +181,23 @@ class OnPersonal(cgt.Subscription[int]):
         return cls(value=payload)
 
 
+class OnPrivate(cgt.Subscription[int]):
+    """Only for authenticated users."""
+
+    value: int
+
+    @classmethod
+    async def subscribe(cls, info: cgt.Info) -> list[str]:
+        user = info.context.user
+        if user is None or not user.is_authenticated:
+            raise PermissionError("You must be logged in")
+        return []
+
+    @classmethod
+    async def publish(cls, payload: int, info: cgt.Info) -> Self | cgt.Skip:
+        return cls(value=payload)
+
+
 @strawberry.type
 class Subscription:
     on_new_chat_message = OnNewChatMessage.field()
@@ -191,6 +208,7 @@ class Subscription:
     on_kittens = OnKittens.field(deprecation_reason="Use onNewChatMessage")
     on_everything = OnEverything.field()
     on_personal = OnPersonal.field()
+    on_private = OnPrivate.field()
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
