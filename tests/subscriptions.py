@@ -198,6 +198,17 @@ class OnPrivate(cgt.Subscription[int]):
         return cls(value=payload)
 
 
+class OnBig(cgt.Subscription[int]):
+    """Large notifications, to fill a socket that is not read."""
+
+    seq: int
+    text: str
+
+    @classmethod
+    async def publish(cls, payload: int, info: cgt.Info) -> Self | cgt.Skip:
+        return cls(seq=payload, text="x" * 2000)
+
+
 @strawberry.type
 class Subscription:
     on_new_chat_message = OnNewChatMessage.field()
@@ -209,6 +220,7 @@ class Subscription:
     on_everything = OnEverything.field()
     on_personal = OnPersonal.field()
     on_private = OnPrivate.field()
+    on_big = OnBig.field()
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
@@ -243,3 +255,9 @@ class OrderedTypedConsumer(GraphqlWsConsumer):
     schema = schema
     strict_ordering = True
     confirm_subscriptions = True
+
+
+class SmallQueueConsumer(GraphqlWsConsumer):
+    schema = schema
+    confirm_subscriptions = True
+    notification_queue_limit = 100
