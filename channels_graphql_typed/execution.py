@@ -20,10 +20,14 @@ import collections
 import concurrent.futures
 import contextvars
 import dataclasses
+import datetime
+import decimal
+import enum
 import inspect
 import json
 import logging
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import graphql
@@ -284,18 +288,51 @@ def _shareable_subscription_fields(schema: GraphQLSchema) -> frozenset[str]:
     return frozenset(names)
 
 
+_VALUE_TYPES: Final = (
+    str,
+    int,
+    float,
+    bool,
+    bytes,
+    type(None),
+    decimal.Decimal,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    uuid.UUID,
+    enum.Enum,
+)
+"""Types whose equality means "same value" (a Django model instance, equal to any other
+instance of its row whatever its field values, is not one of them)."""
+
+
+def _is_value(value: Any) -> bool:
+    if isinstance(value, tuple | frozenset):
+        return all(_is_value(item) for item in value)
+    return isinstance(value, _VALUE_TYPES)
+
+
+EVENT_KEY_METHOD: Final = "_cgt_event_key"
+"""A result class may define this method: the plain values that determine its GraphQL
+result (by default: all its fields, when they are plain values)."""
+
+
 def _event_key(event: Any) -> tuple[Any, ...] | None:
-    """Equal events of a typed subscription (same class, same field values) give equal
-    results; None when the event cannot be compared that way."""
-    fields = getattr(type(event), "__dataclass_fields__", None)
-    if fields is None or isinstance(event, PublishFailure):
+    """Equal events of a typed subscription (same class, equal plain field values) give
+    equal results; None when the event cannot be compared that way."""
+    if isinstance(event, PublishFailure):
         return None
-    key = (type(event), *(getattr(event, name) for name in fields))
-    try:
-        hash(key)
-    except TypeError:
+    custom = getattr(event, EVENT_KEY_METHOD, None)
+    if custom is not None:
+        values = tuple(custom())
+    else:
+        fields = getattr(type(event), "__dataclass_fields__", None)
+        if fields is None:
+            return None
+        values = tuple(getattr(event, name) for name in fields)
+    if not _is_value(values):
         return None
-    return key
+    return (type(event), *values)
 
 
 class SharedResultCache:

@@ -165,6 +165,12 @@ class ModelSubscription(Subscription[ModelEvent[ModelT]]):
         node = self.node.__dict__
         self.__dict__["node_values"] = tuple(node.get(name) for name in self._node_attributes)
 
+    def _cgt_event_key(self) -> tuple[Any, ...]:
+        # The executor shares one result between the subscribers of equal operations when
+        # these values are equal: the action and the exposed values (the instance itself
+        # would not do: Django makes it equal to every other instance of its row).
+        return (self.action, self.__dict__["node_values"])
+
     # --- what users override ----------------------------------------------------------
 
     @classmethod

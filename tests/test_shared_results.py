@@ -71,3 +71,22 @@ async def test_context_dependent_fields_are_executed_per_subscriber() -> None:
         }
         await session.close()
     assert ROOT_RESOLUTIONS == ["onPersonal"] * 3
+
+
+def test_only_plain_values_make_events_comparable() -> None:
+    import dataclasses
+    import datetime
+
+    from channels_graphql_typed.execution import _event_key
+    from tests.app.models import Note
+
+    @dataclasses.dataclass
+    class Event:
+        value: object
+
+    plain = Event(value=(1, "a", datetime.date(2026, 1, 1), None))
+    assert _event_key(plain) == _event_key(Event(value=(1, "a", datetime.date(2026, 1, 1), None)))
+    # Two instances of one row are equal to Django whatever their field values: such an
+    # event must never share a result.
+    assert _event_key(Event(value=Note(pk=1, text="old"))) is None
+    assert _event_key(Event(value=[1, 2])) is None
