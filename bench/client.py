@@ -170,6 +170,89 @@ async def fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+async def churn(scenario: dict[str, Any]) -> dict[str, Any]:
+    """Steady subscribers receive a broadcast stream while churners complete and
+    re-subscribe every 500 ms: the time from subscribe to confirmation, and no loss for
+    the steady ones."""
+    url = f"http://127.0.0.1:{scenario['port']}"
+    rate: float = scenario.get("rate", 20)
+    duration: float = scenario.get("duration", 5.0)
+    count = int(rate * duration)
+    query = 'subscription { onBench(group: "g0") { seq ts } }'
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        steady: list[tuple[aiohttp.ClientWebSocketResponse, list[Subscriber]]] = []
+        for start in range(0, scenario["subscribers"], BATCH):
+            batch = [
+                open_subscriber(session, url + "/graphql/", TRANSPORT_WS, query, count, 1)
+                for _ in range(start, min(start + BATCH, scenario["subscribers"]))
+            ]
+            steady.extend(await asyncio.gather(*batch))
+        readers = [asyncio.create_task(read(socket, subs)) for socket, subs in steady]
+        churn_sockets = []
+        for _ in range(scenario["churners"]):
+            socket = await session.ws_connect(url + "/graphql/", protocols=[TRANSPORT_WS])
+            await socket.send_str('{"type":"connection_init"}')
+            await socket.receive_json()
+            churn_sockets.append(socket)
+        print("READY", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        latencies: list[float] = []
+        stop = asyncio.Event()
+
+        async def churner(socket: aiohttp.ClientWebSocketResponse) -> None:
+            number = 0
+            confirmed: dict[str, asyncio.Event] = {}
+
+            async def reader() -> None:
+                async for message in socket:
+                    data = orjson.loads(message.data)
+                    if data.get("payload") == {"data": None}:
+                        confirmed[data["id"]].set()
+
+            reading = asyncio.create_task(reader())
+            try:
+                while not stop.is_set():
+                    if number:
+                        await socket.send_str(f'{{"type":"complete","id":"{number}"}}')
+                    number += 1
+                    identifier = str(number)
+                    confirmed[identifier] = asyncio.Event()
+                    started = time.monotonic()
+                    payload = json.dumps({"query": query})
+                    await socket.send_str(
+                        f'{{"type":"subscribe","id":"{identifier}","payload":{payload}}}'
+                    )
+                    await asyncio.wait_for(confirmed[identifier].wait(), 10)
+                    latencies.append(time.monotonic() - started)
+                    await asyncio.sleep(0.5)
+            finally:
+                reading.cancel()
+
+        churners = [asyncio.create_task(churner(socket)) for socket in churn_sockets]
+        async with session.get(f"{url}/fire?count={count}&rate={rate}") as response:
+            assert response.status == 200
+        subscribers = [subscriber for _, subs in steady for subscriber in subs]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(s.done.wait() for s in subscribers)), 10)
+        stop.set()
+        await asyncio.gather(*churners, return_exceptions=True)
+        for reader_task in readers:
+            reader_task.cancel()
+        for socket in [s for s, _ in steady] + churn_sockets:
+            await socket.close()
+    return {
+        "subscribe_p50": statistics.median(latencies) if latencies else 0.0,
+        "subscribe_p99": percentile(latencies, 0.99),
+        "resubscriptions": len(latencies),
+        "delivered": sum(s.received for s in subscribers),
+        "expected": count * len(subscribers),
+        "lost": sum(s.lost for s in subscribers),
+        "duplicates": sum(s.duplicates for s in subscribers),
+        "reordered": sum(s.reordered for s in subscribers),
+    }
+
+
 async def round_trips(scenario: dict[str, Any]) -> dict[str, Any]:
     """Sequential query round trips on each of ``sockets`` sockets for ``duration`` s."""
     url = f"http://127.0.0.1:{scenario['port']}/graphql/"
@@ -211,7 +294,7 @@ async def round_trips(scenario: dict[str, Any]) -> dict[str, Any]:
 
 async def main() -> None:
     scenario = json.loads(sys.argv[1])
-    run = round_trips if scenario["kind"] == "round_trip" else fan_out
+    run = {"round_trip": round_trips, "churn": churn}.get(scenario["kind"], fan_out)
     result = await run(scenario)
     print(json.dumps(result), flush=True)
 

@@ -138,6 +138,9 @@ def measure_once(measurement: Measurement) -> dict[str, Any]:
     finally:
         stop(client)
         stop(server)
+        for stream in (client.stdin, client.stdout):
+            if stream is not None:
+                stream.close()
 
 
 def summarize(runs: list[dict[str, Any]], key: str) -> tuple[float, float, float]:
@@ -157,7 +160,9 @@ def suite(quick: bool) -> list[Measurement]:
     measurements: list[Measurement] = []
     measurements += fan_out("fan-out N=100", "memory", ["raw", "asgi", "cgt"], **n100)
     measurements += fan_out("fan-out N=1000", "memory", ["raw", "asgi", "cgt"], **n1000)
-    measurements += fan_out("fan-out N=5000 at 1/s", "memory", ["raw", "cgt"], **n5000)
+    # The raw baseline needs minutes just to join 5000 sockets to a group (the in-memory
+    # layer scans every member on each operation): the target for N=5000 is absolute.
+    measurements += fan_out("fan-out N=5000 at 1/s", "memory", ["cgt"], **n5000)
     measurements += fan_out("10 groups N=1000", "memory", ["raw", "cgt"], groups=10, **n1000)
     measurements += fan_out("half SKIP N=1000", "memory", ["raw", "cgt"], skip_half=True, **n1000)
     measurements += [
@@ -171,6 +176,15 @@ def suite(quick: bool) -> list[Measurement]:
     ]
     for layer in ("redis_pubsub", "redis_core"):
         measurements += fan_out(f"fan-out N=1000 {layer}", layer, ["raw", "cgt"], **n1000)
+    measurements.append(
+        Measurement(
+            "churn: 50 re-subscribing / 500 ms",
+            "churn",
+            "cgt",
+            "memory",
+            {"subscribers": int(500 * scale), "churners": 50, "rate": 20, "duration": 5.0},
+        )
+    )
     idle = {"subscribers": int(1000 * scale), "count": 0, "idle": True}
     measurements += [
         Measurement("idle memory, 1 per socket", "idle", mode, "memory", idle)
@@ -246,6 +260,17 @@ def report(
                 f"{measurement.name:34} {measurement.mode:10} "
                 f"{statistics.median(growth) / 1e6:8.2f}MB {min(growth) / 1e6:8.2f}M "
                 f"{max(growth) / 1e6:8.2f}M {ratio}  (RSS growth per 1000 subscriptions)"
+            )
+            continue
+        if measurement.kind == "churn":
+            p50 = statistics.median(run["subscribe_p50"] for run in runs) * 1000
+            p99 = statistics.median(run["subscribe_p99"] for run in runs) * 1000
+            print(
+                f"{measurement.name:34} {measurement.mode:10} subscribe latency p50 "
+                f"{p50:.1f} ms, p99 {p99:.1f} ms over "
+                f"{statistics.median(run['resubscriptions'] for run in runs):.0f} "
+                f"re-subscriptions; steady subscribers lost "
+                f"{sum(run['lost'] for run in runs)}"
             )
             continue
         median, low, high = summarize(runs, "per_second")

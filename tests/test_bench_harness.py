@@ -1,0 +1,30 @@
+"""The benchmark harness still works: one tiny measurement per server mode.
+
+No timing is asserted here (the machines are shared and noisy): only that every
+subscriber gets every event exactly once, in order, through the real processes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.run import Measurement, measure_once
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["cgt", "raw", "asgi"])
+def test_fan_out_measurement_delivers_everything(mode: str) -> None:
+    result = measure_once(
+        Measurement("smoke", "fan_out", mode, "memory", {"subscribers": 20, "count": 5})
+    )
+    assert result["delivered"] == result["expected"] == 100
+    assert (result["lost"], result["duplicates"], result["reordered"]) == (0, 0, 0)
+    assert result["cpu_seconds"] >= 0
+
+
+@pytest.mark.slow
+def test_round_trip_measurement_runs() -> None:
+    result = measure_once(
+        Measurement("smoke", "round_trip", "cgt", "memory", {"sockets": 2, "duration": 0.3})
+    )
+    assert result["operations"] > 0
