@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -11,6 +13,9 @@ from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS
 from channels_graphql_typed.fanout import get_fanout
 from tests.helpers import WsSession
 from tests.subscriptions import ChatEvent, ConfirmingConsumer, OnNewChatMessage, OnSlowPublish
+
+if TYPE_CHECKING:
+    import pytest
 
 app = ConfirmingConsumer.as_asgi()
 CHAT = 'subscription { onNewChatMessage(chatroom: "room%d") { text } }'
@@ -60,7 +65,9 @@ async def test_2000_cycles_leave_tasks_registries_and_groups_at_baseline() -> No
     await session.close()
 
 
-async def test_disconnect_during_every_step(subprotocol: str) -> None:
+async def test_disconnect_during_every_step(
+    subprotocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """Disconnect during init, during subscribe, during a sync resolver in a thread and
     during publish: nothing leaks."""
     baseline_tasks = len(asyncio.all_tasks())
@@ -90,3 +97,5 @@ async def test_disconnect_during_every_step(subprotocol: str) -> None:
     assert get_fanout("default").members == {}
     assert our_groups() == {}
     assert len(asyncio.all_tasks()) == baseline_tasks
+    # Nothing was logged as an error: every disconnect path is an ordinary one.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -7,11 +7,13 @@ import asyncio
 import json
 from typing import Any
 
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS
+from channels_graphql_typed.fanout import get_fanout
 from tests.helpers import WsSession
 from tests.subscriptions import TypedConsumer
 
@@ -100,6 +102,10 @@ async def exchange(subprotocol: str, sequence: list[str | bytes]) -> None:
     await asyncio.sleep(0)
     leaked = {task for task in asyncio.all_tasks() - before if not task.done()}
     assert not leaked, leaked
+    # No subscription is left in the fan-out, nor any of its groups in the channel layer.
+    assert get_fanout("default").members == {}
+    groups = getattr(get_channel_layer(), "groups", {})
+    assert not [name for name in groups if name.startswith("cgt.")]
     # The server still serves a fresh connection.
     session = await WsSession.open(app, subprotocol)
     assert await session.query("ok", "{ hello }") == {"data": {"hello": "Hello, world!"}}
