@@ -72,6 +72,9 @@ class Operation:
 
     id: str
     payload: OperationPayload
+    result_prefix: str = ""
+    """The start of this operation's result messages, up to the payload (set by the
+    machine that started it): a shared serialized result needs only the end appended."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -278,12 +281,7 @@ class ProtocolMachine(abc.ABC):
         """
         if not self.is_active(operation):
             return []
-        envelope = self._result_envelope
-        return [
-            SendText(
-                f'{{"type":"{envelope}","id":{json.dumps(operation.id)},"payload":{payload_json}}}'
-            )
-        ]
+        return [SendText(f"{operation.result_prefix}{payload_json}}}")]
 
     def send_errors(self, operation: Operation, errors: Sequence[FormattedError]) -> list[Action]:
         """The operation failed before execution (parse, validation, rejection): it ends."""
@@ -329,7 +327,8 @@ class ProtocolMachine(abc.ABC):
         return self.max_operations is not None and len(self.operations) >= self.max_operations
 
     def _start(self, operation_id: str, payload: OperationPayload) -> list[Action]:
-        operation = Operation(operation_id, payload)
+        prefix = f'{{"type":"{self._result_envelope}","id":{json.dumps(operation_id)},"payload":'
+        operation = Operation(operation_id, payload, prefix)
         self.operations[operation_id] = operation
         return [StartOperation(operation)]
 
