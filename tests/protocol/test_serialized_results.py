@@ -4,7 +4,6 @@ message the machine would have built from the dict."""
 from __future__ import annotations
 
 import json
-
 from typing import TYPE_CHECKING
 
 import pytest
