@@ -100,6 +100,10 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     middleware: ClassVar[Sequence[Any]] = ()
     """graphql-core middleware applied to every field of every operation."""
 
+    share_results_under_middleware: ClassVar[bool] = False
+    """With ``middleware``, subscribers of equal subscriptions share one result only when
+    this is True: set it when the middleware does not depend on who gets the result."""
+
     connection_init_wait_timeout: ClassVar[float | None] = 3
     """Seconds to wait for ``connection_init`` before closing 4408 (None: forever)."""
 
@@ -171,6 +175,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             executor = _executors[cls] = GraphqlExecutor(
                 cls.schema,
                 middleware=cls.middleware,
+                share_results_under_middleware=cls.share_results_under_middleware,
                 max_worker_threads=cls.max_worker_threads,
                 document_cache_size=cls.document_cache_size,
                 max_query_tokens=cls.max_query_tokens,

@@ -306,10 +306,21 @@ _VALUE_TYPES: Final = (
 instance of its row whatever its field values, is not one of them)."""
 
 
-def _is_value(value: Any) -> bool:
+def _exact(value: Any) -> Any:
+    """A key for ``value`` that is equal only for values that render the same: the type
+    is part of it (``1`` is not ``True``), and types whose equality is looser than their
+    text (``Decimal("1.5") == Decimal("1.50")``, ``0.0 == -0.0``, one instant in two time
+    zones) are keyed by their text. Raises TypeError for anything else."""
     if isinstance(value, tuple | frozenset):
-        return all(_is_value(item) for item in value)
-    return isinstance(value, _VALUE_TYPES)
+        items = tuple(_exact(item) for item in value)
+        return (type(value), frozenset(items) if isinstance(value, frozenset) else items)
+    if isinstance(value, float | decimal.Decimal):
+        return (type(value), repr(value))
+    if isinstance(value, datetime.datetime | datetime.time):
+        return (type(value), value.isoformat(), repr(value.tzinfo))
+    if isinstance(value, _VALUE_TYPES):
+        return (type(value), value)
+    raise TypeError(type(value))
 
 
 EVENT_KEY_METHOD: Final = "_cgt_event_key"
@@ -330,9 +341,10 @@ def _event_key(event: Any) -> tuple[Any, ...] | None:
         if fields is None:
             return None
         values = tuple(getattr(event, name) for name in fields)
-    if not _is_value(values):
+    try:
+        return (type(event), *(_exact(value) for value in values))
+    except TypeError:
         return None
-    return (type(event), *values)
 
 
 class SharedResultCache:
@@ -484,6 +496,7 @@ class GraphqlExecutor:
         schema: strawberry.Schema,
         *,
         middleware: Sequence[Any] = (),
+        share_results_under_middleware: bool = False,
         max_worker_threads: int | None = None,
         document_cache_size: int = DEFAULT_DOCUMENT_CACHE_SIZE,
         max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
@@ -505,8 +518,12 @@ class GraphqlExecutor:
         self._thread_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_pool_lock = threading.Lock()
         offloaded, subscription_roots = _classify_resolvers(self.schema)
-        self._shareable_subscription_fields = _shareable_subscription_fields(self.schema)
-        # Per executor: another consumer class may run other middleware on the same query.
+        # User middleware runs on every field and may read the context (to mask a field
+        # for guests, say): with any, no result is shared between subscribers.
+        share = not middleware or share_results_under_middleware
+        self._shareable_subscription_fields = (
+            _shareable_subscription_fields(self.schema) if share else frozenset()
+        )
         self.shared_results = SharedResultCache()
         self.middleware = ExecutionMiddleware(
             *middleware,

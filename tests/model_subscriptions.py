@@ -118,3 +118,4 @@ class ModelConsumer(GraphqlWsConsumer):
     schema = schema
     confirm_subscriptions = True
     middleware = (count_executions,)
+    share_results_under_middleware = True  # counting does not depend on the subscriber

@@ -249,6 +249,7 @@ class CountingConsumer(GraphqlWsConsumer):
     schema = schema
     confirm_subscriptions = True
     middleware = (count_root_resolutions,)
+    share_results_under_middleware = True  # counting does not depend on the subscriber
 
 
 class OrderedTypedConsumer(GraphqlWsConsumer):

@@ -90,3 +90,55 @@ def test_only_plain_values_make_events_comparable() -> None:
     # event must never share a result.
     assert _event_key(Event(value=Note(pk=1, text="old"))) is None
     assert _event_key(Event(value=[1, 2])) is None
+
+
+async def test_middleware_turns_sharing_off_unless_declared_context_free() -> None:
+    from channels_graphql_typed import GraphqlWsConsumer
+    from tests.subscriptions import count_root_resolutions
+    from tests.subscriptions import schema as typed_schema
+
+    class MaskingConsumer(GraphqlWsConsumer):
+        schema = typed_schema
+        confirm_subscriptions = True
+        middleware = (count_root_resolutions,)
+
+    sessions = [
+        await WsSession.open(MaskingConsumer.as_asgi(), GRAPHQL_TRANSPORT_WS) for _ in range(3)
+    ]
+    for session in sessions:
+        await session.start("s", MEASUREMENT, {"s": ["m"]})
+        assert await session.result("s") == {"data": None}
+    ROOT_RESOLUTIONS.clear()
+    await OnMeasurement.broadcast(payload=Measurement(sensor="m", value=5), group="m")
+    for session in sessions:
+        assert (await session.result("s"))["data"] == {"onMeasurement": {"sensor": "m", "value": 5}}
+        await session.close()
+    assert ROOT_RESOLUTIONS == ["onMeasurement"] * 3  # once per subscriber
+
+
+def test_events_that_render_differently_never_share_a_key() -> None:
+    import dataclasses
+    import datetime
+    import decimal
+
+    from channels_graphql_typed.execution import _event_key
+
+    @dataclasses.dataclass
+    class Event:
+        value: object
+
+    pairs = [
+        (1, True),
+        (decimal.Decimal("1.5"), decimal.Decimal("1.50")),
+        (0.0, -0.0),
+        (
+            datetime.datetime(2026, 1, 1, 12, tzinfo=datetime.UTC),
+            datetime.datetime(
+                2026, 1, 1, 13, tzinfo=datetime.timezone(datetime.timedelta(hours=1))
+            ),
+        ),
+        ((1, 1), (1, True)),
+    ]
+    for first, second in pairs:
+        assert first == second
+        assert _event_key(Event(first)) != _event_key(Event(second)), (first, second)
