@@ -4,7 +4,9 @@ Transitions, client message -> what the server does::
 
     connection_init       AWAITING_INIT -> INITIALISING, run on_connect;
                           again later -> connection_error (the connection stays)
-    start                 before ack -> close 4401 (a client must not skip on_connect);
+    start                 before connection_init -> close 4401 (a client must not skip
+                          on_connect); while on_connect runs -> held, started after the
+                          ack (Apollo's client does not wait for it), dropped on reject;
                           id active -> the old operation is stopped and replaced;
                           too many operations -> error for that id; else start it
     stop                  stop the operation and answer complete
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
         LegacyDataMessage,
         LegacyErrorMessage,
         LegacyKeepAliveMessage,
+        OperationPayload,
     )
 
 
@@ -69,6 +72,11 @@ class GraphqlWsProtocol(ProtocolMachine):
     _result_envelope = "data"
     subprotocol = GRAPHQL_WS
     keepalive_on_ack = True
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._pending_starts: dict[str, OperationPayload] = {}
+        """Starts received while on_connect runs, in arrival order."""
 
     def receive_text(self, text: str) -> list[Action]:
         """A text frame arrived."""
@@ -123,18 +131,23 @@ class GraphqlWsProtocol(ProtocolMachine):
             case "start":
                 id_ = operation_id(message)
                 payload_ = operation_payload(message, id_)
+                if self.state is ConnectionState.INITIALISING:
+                    # Apollo's client sends its starts right behind connection_init,
+                    # without waiting for the ack: they wait for on_connect here.
+                    self._pending_starts.pop(id_, None)
+                    if self.max_operations is not None and (
+                        len(self._pending_starts) >= self.max_operations
+                    ):
+                        return [Send(legacy_error_message(id_, [error(TOO_MANY_OPERATIONS)]))]
+                    self._pending_starts[id_] = payload_
+                    return []
                 if self.state is not ConnectionState.READY:
                     return self.close(CloseCode.UNAUTHORIZED, "Unauthorized")
-                actions: list[Action] = []
-                previous = self.operations.pop(id_, None)
-                if previous is not None:
-                    actions.append(StopOperation(previous))
-                if self._too_many_operations():
-                    actions.append(Send(legacy_error_message(id_, [error(TOO_MANY_OPERATIONS)])))
-                    return actions
-                return actions + self._start(id_, payload_)
+                return self._start_or_replace(id_, payload_)
             case "stop":
                 id_ = operation_id(message)
+                if self._pending_starts.pop(id_, None) is not None:
+                    return [Send({"type": "complete", "id": id_})]
                 operation = self.operations.pop(id_, None)
                 if operation is None:
                     return []
@@ -148,12 +161,29 @@ class GraphqlWsProtocol(ProtocolMachine):
                     id_value if isinstance(id_value, str) else None,
                 )
 
+    def _start_or_replace(self, id_: str, payload: OperationPayload) -> list[Action]:
+        actions: list[Action] = []
+        previous = self.operations.pop(id_, None)
+        if previous is not None:
+            actions.append(StopOperation(previous))
+        if self._too_many_operations():
+            actions.append(Send(legacy_error_message(id_, [error(TOO_MANY_OPERATIONS)])))
+            return actions
+        return actions + self._start(id_, payload)
+
     def _acknowledge(self, payload: dict[str, Any] | None) -> list[Action]:
-        if payload is None:
-            return [Send({"type": "connection_ack"})]
-        return [Send({"type": "connection_ack", "payload": payload})]
+        actions: list[Action] = [
+            Send({"type": "connection_ack"})
+            if payload is None
+            else Send({"type": "connection_ack", "payload": payload})
+        ]
+        pending, self._pending_starts = self._pending_starts, {}
+        for id_, operation_payload_ in pending.items():
+            actions += self._start_or_replace(id_, operation_payload_)
+        return actions
 
     def _reject(self, payload: dict[str, Any] | None) -> list[Action]:
+        self._pending_starts.clear()  # on_connect refused: they never run
         rejection: LegacyConnectionErrorMessage = {
             "type": "connection_error",
             "payload": payload or {"message": "Forbidden"},

@@ -286,13 +286,52 @@ def test_keepalive_repeats(ready: GraphqlWsProtocol) -> None:
 # --- start --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("state", [ConnectionState.AWAITING_INIT, ConnectionState.INITIALISING])
-def test_start_before_ack_closes_4401(state: ConnectionState) -> None:
-    machine = in_state(state)
+def test_start_before_connection_init_closes_4401() -> None:
+    machine = in_state(ConnectionState.AWAITING_INIT)
     actions = machine.receive_text(start_frame("1"))
     assert actions == [Close(4401, "Unauthorized")]
     assert machine.state is ConnectionState.CLOSED
     assert machine.operations == {}
+
+
+def test_start_while_on_connect_runs_is_held_until_the_ack() -> None:
+    # Apollo's SubscriptionClient sends its starts right behind connection_init.
+    machine = in_state(ConnectionState.INITIALISING)
+    assert machine.receive_text(start_frame("1")) == []
+    assert machine.receive_text(start_frame("2")) == []
+    assert machine.operations == {}
+    actions = machine.accept_connection(None)
+    assert wire(actions) == [{"type": "connection_ack"}]
+    started = [action.operation.id for action in actions if isinstance(action, StartOperation)]
+    assert started == ["1", "2"]
+    assert set(machine.operations) == {"1", "2"}
+
+
+def test_held_starts_are_dropped_when_on_connect_refuses() -> None:
+    machine = in_state(ConnectionState.INITIALISING)
+    machine.receive_text(start_frame("1"))
+    actions = machine.reject_connection({"message": "no"})
+    assert not [action for action in actions if isinstance(action, StartOperation)]
+    assert machine.operations == {}
+
+
+def test_stop_of_a_held_start_answers_complete_and_it_never_starts() -> None:
+    machine = in_state(ConnectionState.INITIALISING)
+    machine.receive_text(start_frame("1"))
+    assert wire(machine.receive_text(json.dumps({"type": "stop", "id": "1"}))) == [
+        {"type": "complete", "id": "1"}
+    ]
+    actions = machine.accept_connection(None)
+    assert not [action for action in actions if isinstance(action, StartOperation)]
+
+
+def test_held_starts_are_bounded_by_max_operations() -> None:
+    machine = GraphqlWsProtocol(max_operations=1)
+    machine.receive_text('{"type": "connection_init"}')
+    assert machine.receive_text(start_frame("1")) == []
+    [refused] = wire(machine.receive_text(start_frame("2")))
+    assert refused["type"] == "error"
+    assert refused["id"] == "2"
 
 
 def test_start_starts_an_operation(ready: GraphqlWsProtocol) -> None:
