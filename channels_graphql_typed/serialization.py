@@ -5,10 +5,11 @@ A payload crosses process boundaries (channels-redis), so it is serialized at th
 caller's process -- and deserialized once per receiving process, not per subscriber.
 
 What round-trips into the same types: ``None``, ``bool``, ``int``, ``float``, ``str``,
-``bytes``, ``list``, ``tuple``, ``dict`` (any msgpack-able keys), ``set``, ``frozenset``,
-``datetime.datetime`` / ``date`` / ``time`` / ``timedelta``, ``uuid.UUID``,
-``decimal.Decimal``, enum members, dataclass instances and Django model instances.
-Dataclasses and enums must be importable by module and qualified name in the receiving
+``bytes``, ``list``, ``tuple`` (named tuples too), ``dict`` (any msgpack-able keys),
+``set``, ``frozenset``, ``datetime.datetime`` / ``date`` / ``time`` / ``timedelta``,
+``uuid.UUID``, ``decimal.Decimal``, enum members, dataclass instances (rebuilt without
+running ``__init__`` again) and Django model instances. Named tuples, dataclasses and
+enums must be importable by module and qualified name in the receiving
 process. A model instance travels as the values of its concrete fields at broadcast time
 (foreign keys as their ``_id``, files as their name), read from the instance without
 touching the database, so a row deleted since still arrives; it comes back as an
@@ -41,6 +42,7 @@ _FROZENSET: Final = 9
 _ENUM: Final = 10
 _DATACLASS: Final = 11
 _MODEL: Final = 12
+_NAMED_TUPLE: Final = 13
 
 
 def _qualified_name(cls: type) -> str:
@@ -86,6 +88,9 @@ def _default(value: Any) -> msgpack.ExtType:
         return msgpack.ExtType(_UUID, value.bytes)
     if isinstance(value, decimal.Decimal):
         return msgpack.ExtType(_DECIMAL, str(value).encode())
+    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
+        # A NamedTuple comes back as itself, built from its values.
+        return msgpack.ExtType(_NAMED_TUPLE, _pack([_qualified_name(type(value)), list(value)]))
     if isinstance(value, tuple):
         return msgpack.ExtType(_TUPLE, _pack(list(value)))
     if isinstance(value, frozenset):
@@ -163,12 +168,19 @@ def _ext_hook(code: int, data: bytes) -> Any:
             cls = _import(name)
             if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
                 raise PayloadSerializationError(f"{name} is not a dataclass")
-            init = {f.name: fields[f.name] for f in dataclasses.fields(cls) if f.init}
-            instance = cls(**init)
+            # The sender's instance was built already: restore its fields as they were,
+            # without running __init__ / __post_init__ again.
+            instance = object.__new__(cls)
             for f in dataclasses.fields(cls):
-                if not f.init and f.name in fields:
+                if f.name in fields:
                     object.__setattr__(instance, f.name, fields[f.name])
             return instance
+        case 13:
+            name, values = _unpack(data)
+            named_tuple = _import(name)
+            if not (isinstance(named_tuple, type) and issubclass(named_tuple, tuple)):
+                raise PayloadSerializationError(f"{name} is not a named tuple")
+            return named_tuple(*values)
         case 12:
             from django.apps import apps
 

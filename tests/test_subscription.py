@@ -8,7 +8,7 @@ import datetime
 import decimal
 import logging
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -423,3 +423,27 @@ async def test_local_dataclass_payload_is_rejected_clearly() -> None:
 
     with pytest.raises(cgt.PayloadSerializationError, match="module level"):
         await OnEverything.broadcast(payload=Local(x=1))
+
+
+class Point(NamedTuple):
+    x: int
+    y: int
+
+
+@dataclasses.dataclass
+class Tagged:
+    room: str
+    text: str
+
+    def __post_init__(self) -> None:
+        self.text = f"[{self.room}] {self.text}"
+
+
+def test_named_tuples_and_post_init_dataclasses_round_trip_unchanged() -> None:
+    from channels_graphql_typed.serialization import deserialize_payload, serialize_payload
+
+    point = deserialize_payload(serialize_payload(Point(1, 2)))
+    assert type(point) is Point
+    assert point == Point(1, 2)
+    tagged = Tagged(room="lobby", text="hi")
+    assert deserialize_payload(serialize_payload(tagged)) == tagged  # no second prefix
