@@ -316,13 +316,15 @@ class GraphqlWsClient:
         self._ensure_ready()
         message = self._machine.ping(payload)
         pong: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        # Pongs answer pings in order: a ping whose wait times out keeps its place, so
+        # that its late pong is not taken for the answer to the next ping.
         self._pongs.append(pong)
         try:
             await self._send(message)
-            return await self._within(pong, timeout, "Waiting for pong")
-        finally:
-            if pong in self._pongs:
-                self._pongs.remove(pong)
+        except BaseException:
+            self._pongs.remove(pong)  # never sent: no pong will come for it
+            raise
+        return await self._within(pong, timeout, "Waiting for pong")
 
     # --- internals used by the stream -------------------------------------------------------
 
@@ -428,11 +430,10 @@ class GraphqlWsClient:
             case KeepAliveReceived():
                 self._keepalives_received += 1
             case PongReceived(payload):
-                while self._pongs:
+                if self._pongs:  # else unsolicited (a heartbeat): nothing waits for it
                     pong = self._pongs.popleft()
-                    if not pong.done():
+                    if not pong.done():  # its ping's wait may have timed out
                         pong.set_result(payload)
-                        break
             case (
                 ResultReceived(operation_id)
                 | ErrorsReceived(operation_id)
