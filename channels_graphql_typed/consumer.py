@@ -196,7 +196,10 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._operation_tasks: dict[Operation, asyncio.Task[None]] = {}
-        self._ordered_operations: asyncio.Queue[Operation] | None = None
+        # strict_ordering: operations waiting for their turn, in arrival order (a dict, so
+        # that one the client completes meanwhile leaves at once).
+        self._waiting_operations: dict[Operation, None] = {}
+        self._operation_waiting: asyncio.Event | None = None
         self._init_timer: asyncio.TimerHandle | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -275,6 +278,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
                 case StartOperation(operation):
                     self._start_operation(operation)
                 case StopOperation(operation):
+                    self._waiting_operations.pop(operation, None)
                     task = self._operation_tasks.pop(operation, None)
                     if task is not None:
                         task.cancel()
@@ -366,10 +370,11 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
 
     def _start_operation(self, operation: Operation) -> None:
         if self.strict_ordering:
-            if self._ordered_operations is None:
-                self._ordered_operations = asyncio.Queue()
-                self._spawn(self._run_in_order(self._ordered_operations))
-            self._ordered_operations.put_nowait(operation)
+            if self._operation_waiting is None:
+                self._operation_waiting = asyncio.Event()
+                self._spawn(self._run_in_order(self._operation_waiting))
+            self._waiting_operations[operation] = None
+            self._operation_waiting.set()
             return
         self._launch(operation, None)
 
@@ -378,12 +383,13 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         self._operation_tasks[operation] = task
         return task
 
-    async def _run_in_order(self, queue: asyncio.Queue[Operation]) -> None:
-        assert self.machine is not None
+    async def _run_in_order(self, operation_waiting: asyncio.Event) -> None:
         while True:
-            operation = await queue.get()
-            if not self.machine.is_active(operation):
-                continue  # completed by the client while waiting for its turn
+            while not self._waiting_operations:
+                operation_waiting.clear()
+                await operation_waiting.wait()
+            operation = next(iter(self._waiting_operations))
+            del self._waiting_operations[operation]
             ready = asyncio.Event()
             task = self._launch(operation, ready)
             waiter = asyncio.ensure_future(ready.wait())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS
+from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, GraphqlWsConsumer
 from tests.consumers import (
     HookConsumer,
     LegacyOnlyConsumer,
@@ -478,3 +479,30 @@ async def test_bad_input_on_one_connection_does_not_affect_another(subprotocol: 
     assert await good.query("1", "{ hello }") == {"data": {"hello": "Hello, world!"}}
     await good.close()
     await bad.close()
+
+
+CONSUMERS: list[GraphqlWsConsumer] = []
+
+
+class RecordingOrderedConsumer(OrderedConsumer):
+    max_operations_per_connection = 10
+
+    async def websocket_connect(self, message: Any) -> None:
+        CONSUMERS.append(self)
+        await super().websocket_connect(message)
+
+
+async def test_strict_ordering_forgets_operations_completed_while_waiting() -> None:
+    session = await WsSession.open(RecordingOrderedConsumer.as_asgi(), GRAPHQL_TRANSPORT_WS)
+    consumer = CONSUMERS[-1]
+    await session.start("head", "{ asyncSleep(seconds: 1) }")
+    for index in range(500):
+        await session.start(str(index), "{ hello }")
+        await session.stop(str(index))
+    assert await session.nothing(0.1)
+    # Completed while waiting: gone at once, not kept until the head operation ends.
+    assert len(consumer._waiting_operations) == 0
+    assert await session.result("head") == {"data": {"asyncSleep": 1.0}}
+    await session.completed("head")
+    assert await session.nothing()
+    await session.close()
