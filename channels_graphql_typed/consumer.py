@@ -35,7 +35,7 @@ from .execution import (
     GraphqlExecutor,
     format_result,
 )
-from .fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT
+from .fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT, get_fanout
 from .operation import OperationSettings, current_operation
 from .protocol import (
     PROTOCOL_MACHINES,
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
     import strawberry
     from asgiref.typing import (
+        ASGIReceiveCallable,
         WebSocketConnectEvent,
         WebSocketDisconnectEvent,
         WebSocketReceiveEvent,
@@ -201,6 +202,21 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         self._waiting_operations: dict[Operation, None] = {}
         self._operation_waiting: asyncio.Event | None = None
         self._init_timer: asyncio.TimerHandle | None = None
+
+    # Channels' AsyncConsumer.__call__ sets ``channel_receive`` to the channel layer's
+    # receive on the connection's own channel, and ends the connection when it raises:
+    # a Redis restart would close every socket. It is replaced by the fan-out's receive
+    # on the same channel, which waits such failures out (and ends when cancelled).
+    @property
+    def channel_receive(self) -> ASGIReceiveCallable:
+        return self._channel_receive
+
+    @channel_receive.setter
+    def channel_receive(self, receive: ASGIReceiveCallable) -> None:
+        health = get_fanout(self.channel_layer_alias).health
+        self._channel_receive = cast(
+            "ASGIReceiveCallable", functools.partial(health.receive, self.channel_name)
+        )
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch takes a thread hop per message to close stale database

@@ -21,6 +21,27 @@ A subscriber that does not keep up has a bounded queue: past its limit the oldes
 notification is dropped (with a warning), so memory stays bounded and the subscriber
 gets the newest notifications when it resumes.
 
+Several processes on Redis
+--------------------------
+With channels-redis, the memberships of the process's channel live in Redis (core
+layer) or in the process's pub/sub subscriptions (pub/sub layer). Two things can take
+them away while the process still needs them, and the fan-out restores them:
+
+* expiry: the core layer forgets a membership ``group_expiry`` seconds (one day by
+  default) after its ``group_add``; a refresher task re-adds every group each half
+  expiry while the process has subscriptions (layers without ``group_expiry`` need
+  none);
+* a failure of the layer (Redis restarted, unreachable): the listener's receive raises,
+  :class:`ChannelLayerHealth` logs it once for the whole episode and retries with
+  backoff, and once the layer answers again the listener re-adds every group before it
+  receives again. (The pub/sub layer's receive does not fail: redis-py reconnects and
+  re-subscribes by itself.) Connections' own channel receives wait the episode out
+  too, rather than end their sockets.
+
+Broadcasts issued while the layer is down raise to their caller (the layer's own
+exception, e.g. ``redis.exceptions.ConnectionError``); broadcasts issued between Redis'
+return and a process's re-join reach no subscriber of that process.
+
 Group names are namespaced per subscription class and always valid Channels group
 names: see :func:`group_name`.
 """
@@ -29,12 +50,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import logging
 import re
+import sys
 import weakref
 from typing import TYPE_CHECKING, Any, Final
 
+from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
 
 from .serialization import deserialize_payload
@@ -47,6 +71,21 @@ logger = logging.getLogger("channels_graphql_typed")
 NOTIFY: Final = "cgt.notify"
 UNSUBSCRIBE: Final = "cgt.unsubscribe"
 DEFAULT_NOTIFICATION_QUEUE_LIMIT: Final = 1000
+
+CANCEL_GRACE: Final = 0.25
+"""Seconds a cancelled receive gets to end before it is woken up (see
+:func:`end_receive`), then again after."""
+WAKE_UP: Final = "cgt.wake_up"
+
+RETRY_INITIAL_DELAY: Final = 0.1
+"""Seconds before the first retry once the channel layer failed; doubled after each
+retry that fails, up to :data:`RETRY_MAX_DELAY`."""
+RETRY_MAX_DELAY: Final = 2.0
+"""Longest wait, in seconds, between two retries while the channel layer fails."""
+EPISODE_SETTLE: Final = 10.0
+"""Seconds after the layer answers again during which new failures are not logged."""
+PROBE_GROUP: Final = "cgt.probe"
+"""Retries send to this group, which nobody joins: a harmless round trip to the layer."""
 
 _SAFE_GROUP = re.compile(r"[A-Za-z0-9_\-.]{1,48}")
 
@@ -160,14 +199,177 @@ class Registration:
         self.groups: set[str] = set()
 
 
+_WAIT_FOR_MAY_SWALLOW_CANCELLATION: Final = sys.version_info < (3, 12)
+"""Python 3.12 rewrote ``asyncio.wait_for`` on ``asyncio.timeout``: see end_receive()."""
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def end_receive(layer: BaseChannelLayer, channel: str, receiving: asyncio.Task[Any]) -> None:
+    """Cancel a task that receives from ``channel`` and wait for its end.
+
+    On Python 3.11, ``asyncio.wait_for`` -- which redis-py uses to send each command
+    when ``socket_timeout`` is set -- returns normally when the cancellation arrives as
+    the send completes: channels-redis' core layer then goes on with its blocking read,
+    round after round, and the receive never ends. A message to the channel ends it, so
+    one is sent if the cancellation alone did not do it promptly.
+    """
+    receiving.cancel()
+    done, _ = await asyncio.wait({receiving}, timeout=CANCEL_GRACE)
+    if not done:
+        with contextlib.suppress(Exception):
+            await layer.send(channel, {"type": WAKE_UP})
+        done, _ = await asyncio.wait({receiving}, timeout=CANCEL_GRACE)
+    if not done:
+        logger.warning("A receive on %s did not end when cancelled; leaving it", channel)
+    elif not receiving.cancelled():
+        receiving.exception()  # retrieved, whatever it is: the receive was abandoned
+
+
+async def _receive_to_the_end(layer: BaseChannelLayer, channel: str) -> dict[str, Any]:
+    if not _WAIT_FOR_MAY_SWALLOW_CANCELLATION:
+        message: dict[str, Any] = await layer.receive(channel)
+        return message
+    # In a task of its own, so that a cancellation reaches us even when the receive
+    # swallows it, and end_receive() can end the receive.
+    receiving = asyncio.ensure_future(layer.receive(channel))
+    try:
+        await asyncio.wait({receiving})
+    except asyncio.CancelledError:
+        await end_receive(layer, channel, receiving)
+        raise
+    message = receiving.result()
+    return message
+
+
+class ChannelLayerHealth:
+    """The failures of one channel layer as one event loop sees them.
+
+    A failure opens an *episode*: it is logged once, as a warning, and one prober task
+    retries a harmless round trip (a message to :data:`PROBE_GROUP`, which nobody
+    joins) with exponential backoff, from :data:`RETRY_INITIAL_DELAY` up to
+    :data:`RETRY_MAX_DELAY` seconds. The first round trip that succeeds wakes everything
+    waiting in :meth:`wait_until_reachable` and ends the episode (logged at INFO).
+    Everything that fails reports to the same object, so a Redis outage is one warning
+    per process, not one per connection or per message, and one reconnection attempt at
+    a time. Failures in the :data:`EPISODE_SETTLE` seconds after the end belong to the
+    same episode (connections opened before a restart fail when next used): they are
+    retried the same way, silently.
+
+    A timeout of an idle blocking read is not a failure: channels-redis' core layer
+    blocks 5 s in ``BZPOPMIN``, and redis-py (8 and later) gives up reading after its
+    ``socket_timeout``, 5 s by default. That is a configuration to fix (warned once), not
+    an outage: the read is retried at once.
+    """
+
+    def __init__(self, layer: BaseChannelLayer, alias: str) -> None:
+        self._layer = layer
+        self._alias = alias
+        self._failing_since: float | None = None
+        self._logged = False
+        self._quiet_until = 0.0
+        self._reachable = asyncio.Event()
+        self._reachable.set()
+        self._prober: asyncio.Task[None] | None = None
+        self._timeout_warned = False
+        self.episodes = 0
+        """How many failure episodes began (each was logged once)."""
+
+    @property
+    def failing(self) -> bool:
+        """Whether an episode is open: the layer failed and has not answered since."""
+        return self._failing_since is not None
+
+    def report(self, error: Exception) -> None:
+        """Record a failure of the layer; the first of an episode is logged."""
+        if self._failing_since is None:
+            now = asyncio.get_running_loop().time()
+            self._failing_since = now
+            self._reachable.clear()
+            self._logged = now >= self._quiet_until
+            if self._logged:
+                self.episodes += 1
+                logger.warning(
+                    "The channel layer %r failed (%s: %s); retrying until it answers. "
+                    "Subscribers in this process miss the broadcasts sent meanwhile",
+                    self._alias,
+                    type(error).__name__,
+                    error,
+                )
+        if self._prober is None or self._prober.done():
+            self._prober = asyncio.ensure_future(self._probe())
+
+    async def wait_until_reachable(self) -> None:
+        """Return once no episode is open (at once if none is)."""
+        await self._reachable.wait()
+
+    def is_idle_timeout(self, error: Exception) -> bool:
+        """Whether ``error`` is a read timeout (warned about once), not a failure."""
+        redis_exceptions = sys.modules.get("redis.exceptions")
+        timeout = isinstance(error, TimeoutError) or (
+            redis_exceptions is not None and isinstance(error, redis_exceptions.TimeoutError)
+        )
+        if timeout and not self._timeout_warned:
+            self._timeout_warned = True
+            logger.warning(
+                "Receiving from the channel layer %r timed out (%s). With channels-redis' "
+                "RedisChannelLayer, redis-py's socket_timeout (5 s by default since "
+                "redis-py 8) must be longer than the layer's 5 s blocking read: set it in "
+                'the layer\'s hosts, e.g. {"address": "redis://...", "socket_timeout": 10}. '
+                "Retrying",
+                self._alias,
+                error,
+            )
+        return timeout
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """The layer's next message on ``channel``: failures of the layer are waited
+        out, not raised, and a cancellation always ends the receive (see
+        :func:`end_receive`)."""
+        while True:
+            try:
+                return await _receive_to_the_end(self._layer, channel)
+            except Exception as error:
+                if not self.is_idle_timeout(error):
+                    self.report(error)
+                    await self.wait_until_reachable()
+
+    async def _probe(self) -> None:
+        delay = RETRY_INITIAL_DELAY
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._layer.group_send(PROBE_GROUP, {"type": PROBE_GROUP})
+            except Exception:
+                delay = min(delay * 2, RETRY_MAX_DELAY)
+                continue
+            break
+        if self._failing_since is not None:
+            now = asyncio.get_running_loop().time()
+            if self._logged:
+                logger.info(
+                    "The channel layer %r answers again, after %.1f s",
+                    self._alias,
+                    now - self._failing_since,
+                )
+                self._quiet_until = now + EPISODE_SETTLE
+            self._failing_since = None
+        self._reachable.set()
+
+
 class FanOut:
     """The fan-out of one event loop for one channel layer."""
 
-    def __init__(self, layer: BaseChannelLayer) -> None:
+    def __init__(self, layer: BaseChannelLayer, alias: str = DEFAULT_CHANNEL_LAYER) -> None:
         self.layer = layer
         self.members: dict[str, set[Registration]] = {}
+        self.health = ChannelLayerHealth(layer, alias)
         self._channel: str | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -179,6 +381,15 @@ class FanOut:
     def listening(self) -> bool:
         """Whether the listener task runs (it does while there are local subscriptions)."""
         return self._listener is not None
+
+    @property
+    def refresh_interval(self) -> float | None:
+        """Seconds between re-adds of every group: half the layer's ``group_expiry``
+        (None when the layer has none, like channels-redis' pub/sub layer)."""
+        expiry = getattr(self.layer, "group_expiry", None)
+        if isinstance(expiry, int | float) and expiry > 0:
+            return expiry / 2
+        return None
 
     async def join(self, registration: Registration, groups: set[str]) -> None:
         """Add the subscription to the groups; returns once the channel layer has them."""
@@ -193,9 +404,17 @@ class FanOut:
                     await self.layer.group_add(group, channel)
 
     async def leave(self, registration: Registration) -> None:
-        """Remove the subscription from all its groups."""
+        """Remove the subscription from all its groups.
+
+        The local bookkeeping is done first, all of it, so that neither a cancellation
+        nor a failing layer can leave the subscription registered. Discarding the
+        process's channel from groups it no longer needs is best effort: when the layer
+        fails, the membership stays there until the layer expires it, and the messages
+        it attracts are dropped here, as messages of a group without local members.
+        """
         async with self._lock:
             groups, registration.groups = registration.groups, set()
+            emptied = []
             for group in sorted(groups):
                 members = self.members.get(group)
                 if members is None:
@@ -203,10 +422,18 @@ class FanOut:
                 members.discard(registration)
                 if not members:
                     del self.members[group]
-                    if self._channel is not None:
-                        await self.layer.group_discard(group, self._channel)
-            if not self.members:
-                await self._stop()
+                    emptied.append(group)
+            try:
+                channel = self._channel
+                if channel is not None:
+                    for group in emptied:
+                        try:
+                            await self.layer.group_discard(group, channel)
+                        except Exception as error:
+                            self.health.report(error)
+            finally:
+                if not self.members:
+                    await self._stop()
 
     async def _ensure_channel(self) -> str:
         # A fresh channel per busy period: a layer may forget a channel whose receive()
@@ -216,32 +443,66 @@ class FanOut:
             self._channel = await self.layer.new_channel()
         if self._listener is None:
             self._listener = asyncio.ensure_future(self._listen(self._channel))
+            interval = self.refresh_interval
+            if interval is not None:
+                self._refresher = asyncio.ensure_future(self._refresh(self._channel, interval))
         return self._channel
 
     async def _stop(self) -> None:
-        listener, self._listener, self._channel = self._listener, None, None
-        if listener is not None:
-            listener.cancel()
-            try:
-                await listener
-            except asyncio.CancelledError:
-                # Our own cancellation of the listener, or of the caller: re-raise the
-                # latter only.
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+        listener, refresher, channel = self._listener, self._refresher, self._channel
+        self._listener = self._refresher = self._channel = None
+        if refresher is not None:
+            refresher.cancel()
+        if listener is not None and channel is not None:
+            await end_receive(self.layer, channel, listener)
 
     async def _listen(self, channel: str) -> None:
         while True:
             try:
                 message = await self.layer.receive(channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("Receiving from the channel layer failed; retrying")
-                await asyncio.sleep(1)
+            except Exception as error:
+                if _cancelling():  # a layer that turned the cancellation into an error
+                    raise asyncio.CancelledError from error
+                if not self.health.is_idle_timeout(error):
+                    self.health.report(error)
+                    await self._rejoin_when_reachable(channel)
                 continue
+            if _cancelling():  # a cancellation swallowed on the way (see end_receive)
+                raise asyncio.CancelledError
             self.dispatch(message)
+
+    async def _rejoin_when_reachable(self, channel: str) -> None:
+        # The layer failed, and may have lost this process's memberships with it (a
+        # Redis restarted without persistence has no groups): once it answers again,
+        # every group this process needs is added again, before receiving resumes.
+        while True:
+            await self.health.wait_until_reachable()
+            try:
+                async with self._lock:
+                    for group in sorted(self.members):
+                        await self.layer.group_add(group, channel)
+            except Exception as error:
+                self.health.report(error)
+                continue
+            return
+
+    async def _refresh(self, channel: str, interval: float) -> None:
+        # Layers expire memberships (channels-redis: group_expiry, one day by default,
+        # counted from group_add); re-adding each group every half expiry keeps the
+        # memberships this process needs for as long as it needs them.
+        while True:
+            await asyncio.sleep(interval)
+            for group in sorted(self.members):
+                async with self._lock:
+                    if group not in self.members:
+                        continue
+                    try:
+                        await self.layer.group_add(group, channel)
+                    except Exception as error:
+                        # The listener's receive fails as well, and re-adds every group
+                        # once the layer answers again.
+                        self.health.report(error)
+                        break
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Deliver one channel-layer message to the local subscriptions of its group."""
@@ -279,5 +540,5 @@ def get_fanout(alias: str) -> FanOut:
             raise RuntimeError(
                 f"Typed subscriptions need a channel layer: CHANNEL_LAYERS[{alias!r}] is not set"
             )
-        fanout = by_alias[alias] = FanOut(layer)
+        fanout = by_alias[alias] = FanOut(layer, alias)
     return fanout

@@ -43,10 +43,11 @@ def require_redis() -> None:
     pytest.skip(message)
 
 
-def layer_settings(backend: str) -> dict[str, dict[str, object]]:
+def layer_settings(backend: str, **config: object) -> dict[str, dict[str, object]]:
+    """``CHANNEL_LAYERS`` on the run's Redis and prefix; ``config`` adds to the layer's."""
     return {
         "default": {
             "BACKEND": backend,
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": RUN_PREFIX},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": RUN_PREFIX, **config},
         }
     }

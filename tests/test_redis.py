@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import redis.asyncio
 from channels.layers import channel_layers
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS
+from channels_graphql_typed.fanout import get_fanout, group_name
 from tests.helpers import WsSession
-from tests.redis_support import LAYERS, layer_settings, require_redis
+from tests.redis_support import LAYERS, REDIS_URL, RUN_PREFIX, layer_settings, require_redis
 from tests.subscriptions import ChatEvent, ConfirmingConsumer, OnNewChatMessage
 
 if TYPE_CHECKING:
@@ -59,3 +63,61 @@ async def test_order_and_unsubscribe(redis_layer: str) -> None:
             }
         await session.completed("s")
         await session.close()
+
+
+CORE = "channels_redis.core.RedisChannelLayer"
+
+
+async def test_no_membership_is_left_behind_by_100_subscribers_that_disconnected(
+    redis_layer: str,
+) -> None:
+    rooms = [f"cycle-{number}" for number in range(100)]
+    async with redis.asyncio.Redis.from_url(REDIS_URL) as connection:
+        for number, room in enumerate(rooms):
+            session = await WsSession.open(app, GRAPHQL_TRANSPORT_WS)
+            await session.start(
+                "s", f'subscription {{ onNewChatMessage(chatroom: "{room}") {{ text }} }}'
+            )
+            assert await session.result("s") == {"data": None}
+            if number == 0:  # the membership is there while the subscription lives
+                assert await memberships(connection, redis_layer) != []
+            await session.close()  # a disconnect, without completing the subscription
+        assert await memberships(connection, redis_layer) == []
+
+
+async def memberships(connection: redis.asyncio.Redis, backend: str) -> list[bytes | str]:
+    """What the layer keeps in Redis for group memberships under the run's prefix: the
+    groups' sorted sets (core layer), the groups' pub/sub channels (pub/sub layer)."""
+    if backend == CORE:
+        return [key async for key in connection.scan_iter(match=f"{RUN_PREFIX}:group:*")]
+    channels: list[bytes | str] = await connection.pubsub_channels(f"{RUN_PREFIX}__group__*")
+    return channels
+
+
+async def test_memberships_are_refreshed_before_they_expire(settings: Any) -> None:
+    require_redis()
+    settings.CHANNEL_LAYERS = layer_settings(CORE, group_expiry=2)
+    channel_layers.backends.clear()
+    group = group_name(OnNewChatMessage.group_namespace, "redis")
+    key = f"{RUN_PREFIX}:group:{group}"
+    try:
+        session = await WsSession.open(app, GRAPHQL_TRANSPORT_WS)
+        await session.start("s", CHAT)
+        assert await session.result("s") == {"data": None}
+        fanout = get_fanout("default")
+        assert fanout.refresh_interval == 1
+        assert fanout.channel is not None
+        async with redis.asyncio.Redis.from_url(REDIS_URL) as connection:
+            joined = await connection.zscore(key, fanout.channel)
+            assert joined is not None
+            # channels-redis forgets a membership group_expiry seconds after its
+            # group_add (group_send drops it, Redis expires the key): wait past that.
+            await asyncio.sleep(joined + 2 + 1 - time.time())
+            refreshed = await connection.zscore(key, fanout.channel)
+        assert refreshed is not None
+        assert refreshed > joined + 1
+        await OnNewChatMessage.broadcast(payload=event("still joined"), group="redis")
+        assert await session.result("s") == {"data": {"onNewChatMessage": {"text": "still joined"}}}
+        await session.close()
+    finally:
+        channel_layers.backends.clear()
