@@ -122,6 +122,10 @@ class NotificationQueue:
     """A bounded FIFO of one subscription's notifications; drops the oldest on overflow."""
 
     def __init__(self, limit: int | None, name: str) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(
+                f"notification_queue_limit must be at least 1, or None for no limit: {limit!r}"
+            )
         # Created on the first notification and dropped once drained: most subscriptions
         # are idle most of the time, and an empty deque still costs most of a kilobyte.
         self._items: collections.deque[Any] | None = None
@@ -371,6 +375,7 @@ class FanOut:
         self._listener: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     @property
     def channel(self) -> str | None:
@@ -412,21 +417,34 @@ class FanOut:
         fails, the membership stays there until the layer expires it, and the messages
         it attracts are dropped here, as messages of a group without local members.
         """
+        groups, registration.groups = registration.groups, set()
+        emptied = []
+        for group in sorted(groups):
+            members = self.members.get(group)
+            if members is None:
+                continue
+            members.discard(registration)
+            if not members:
+                del self.members[group]
+                emptied.append(group)
+        if not emptied and self.members:
+            return
+        # The layer's side runs to its end even if this task is cancelled meanwhile (a
+        # client that completes, then closes the socket, cancels it twice).
+        cleanup = asyncio.ensure_future(self._discard(emptied, self._channel))
+        self._cleanups.add(cleanup)
+        cleanup.add_done_callback(self._cleanups.discard)
+        await asyncio.shield(cleanup)
+
+    async def _discard(self, groups: list[str], channel: str | None) -> None:
+        """Discard ``channel`` -- the process's channel when the groups emptied -- from
+        them, unless a group has members again on that same channel."""
         async with self._lock:
-            groups, registration.groups = registration.groups, set()
-            emptied = []
-            for group in sorted(groups):
-                members = self.members.get(group)
-                if members is None:
-                    continue
-                members.discard(registration)
-                if not members:
-                    del self.members[group]
-                    emptied.append(group)
             try:
-                channel = self._channel
                 if channel is not None:
-                    for group in emptied:
+                    for group in groups:
+                        if group in self.members and channel == self._channel:
+                            continue  # joined again while this waited for the lock
                         try:
                             await self.layer.group_discard(group, channel)
                         except Exception as error:
@@ -518,7 +536,11 @@ class FanOut:
                     logger.exception("Cannot decode a broadcast payload for group %s", group)
                     return
                 for registration in members:
-                    registration.queue.put(payload)
+                    try:
+                        registration.queue.put(payload)
+                    except Exception:
+                        # One subscriber's failure must not stop the process's listener.
+                        logger.exception("Cannot queue a notification for group %s", group)
             case "cgt.unsubscribe":
                 for registration in members:
                     registration.queue.close()
