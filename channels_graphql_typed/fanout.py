@@ -38,6 +38,10 @@ them away while the process still needs them, and the fan-out restores them:
   re-subscribes by itself.) Connections' own channel receives wait the episode out
   too, rather than end their sockets.
 
+The fan-out's channel carries the notifications of all the process's subscribers, so
+it gets a capacity of its own (:func:`raise_fanout_capacity`): channels-redis' default
+of 100 would drop the excess of any burst, silently.
+
 Broadcasts issued while the layer is down raise to their caller (the layer's own
 exception, e.g. ``redis.exceptions.ConnectionError``); broadcasts issued between Redis'
 return and a process's re-join reach no subscriber of that process.
@@ -88,6 +92,46 @@ PROBE_GROUP: Final = "cgt.probe"
 """Retries send to this group, which nobody joins: a harmless round trip to the layer."""
 
 _SAFE_GROUP = re.compile(r"[A-Za-z0-9_\-.]{1,48}")
+
+FANOUT_CHANNEL_MARK: Final = "cgt-fanout-"
+"""Starts the process-specific part (after ``!``) of the fan-out's channel names. (A
+prefix of its own would not do: channels-redis' core layer reads all the process's
+channels through one "real" channel per prefix, under one lock.)"""
+FANOUT_CHANNEL_CAPACITY: Final = 100_000
+"""Capacity given to the fan-out's channels when the layer's settings name none for them:
+one such channel carries the notifications of every subscriber of a process, whose own
+bounded queues already bound memory, so the layer's default (100) would drop a burst."""
+_FANOUT_CHANNEL = re.compile(rf".*!{re.escape(FANOUT_CHANNEL_MARK)}")
+
+
+def raise_fanout_capacity(layer: BaseChannelLayer) -> None:
+    """Give the fan-out's channels :data:`FANOUT_CHANNEL_CAPACITY` on ``layer`` unless its
+    ``channel_capacity`` setting names them. Capacity is checked by the sending process,
+    so both the servers and the processes that broadcast call this."""
+    get_capacity = getattr(layer, "get_capacity", None)
+    default = getattr(layer, "capacity", None)
+    if get_capacity is None or default is None:
+        return  # a layer without capacities (channels-redis' pub/sub layer)
+    if get_capacity(f"specific.sample!{FANOUT_CHANNEL_MARK}sample") != default:
+        return  # configured by the user, or raised already
+    capacities = getattr(layer, "channel_capacity", None)
+    if isinstance(capacities, list):
+        capacities.insert(0, (_FANOUT_CHANNEL, FANOUT_CHANNEL_CAPACITY))
+    elif capacities == {}:
+        # The in-memory layer keeps the setting's (empty) dict; get_capacity() iterates
+        # pairs, as the compiled list that channels-redis keeps.
+        untyped: Any = layer
+        untyped.channel_capacity = [(_FANOUT_CHANNEL, FANOUT_CHANNEL_CAPACITY)]
+
+
+async def _new_fanout_channel(layer: BaseChannelLayer) -> str:
+    channel = await layer.new_channel()
+    if hasattr(layer, "get_capacity") and "!" in channel:
+        # Marked, so that raise_fanout_capacity() applies to it in every process. (Layers
+        # without capacities, like the pub/sub layer, subscribe to the name they made.)
+        raise_fanout_capacity(layer)
+        channel = channel.replace("!", f"!{FANOUT_CHANNEL_MARK}", 1)
+    return channel
 
 
 def class_namespace(module: str, qualname: str) -> str:
@@ -458,7 +502,7 @@ class FanOut:
         # was cancelled (channels-redis' pub/sub layer does), and layers drop the buffers
         # of channels nobody receives from.
         if self._channel is None:
-            self._channel = await self.layer.new_channel()
+            self._channel = await _new_fanout_channel(self.layer)
         if self._listener is None:
             self._listener = asyncio.ensure_future(self._listen(self._channel))
             interval = self.refresh_interval

@@ -56,6 +56,7 @@ from .fanout import (
     class_namespace,
     get_fanout,
     group_name,
+    raise_fanout_capacity,
 )
 from .operation import PublishFailure, current_operation
 from .serialization import serialize_payload
@@ -89,6 +90,7 @@ def _channel_layer(alias: str) -> BaseChannelLayer:
         raise RuntimeError(
             f"Typed subscriptions need a channel layer: CHANNEL_LAYERS[{alias!r}] is not set"
         )
+    raise_fanout_capacity(layer)  # the sender's settings decide what the layer drops
     return layer
 
 

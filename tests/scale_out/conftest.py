@@ -52,8 +52,6 @@ CLIENT_TIMEOUT: Final = 10.0
 """Seconds any wait of a test client may take."""
 RECOMMENDED_SOCKET_TIMEOUT: Final = 10
 """redis-py's socket_timeout for the core layer, longer than its 5 s blocking read."""
-RECOMMENDED_CAPACITY: Final = 1000
-"""The core layer's capacity: messages that may wait for one process (default 100)."""
 
 CHAT: Final = (
     "subscription Chat($chatroom: String!) { onNewChatMessage(chatroom: $chatroom) { text } }"
@@ -334,9 +332,8 @@ def cluster(
     require_redis()
     backend: str = request.param
     prefix = new_prefix(backend)
-    options = {"capacity": RECOMMENDED_CAPACITY} if is_core(backend) else {}
     layers = channel_layers_for(
-        backend, REDIS_URL, prefix, {"socket_timeout": RECOMMENDED_SOCKET_TIMEOUT}, **options
+        backend, REDIS_URL, prefix, {"socket_timeout": RECOMMENDED_SOCKET_TIMEOUT}
     )
     environment = process_environment(layers)
     with running_servers(2, environment, tmp_path_factory.mktemp("servers")) as servers:

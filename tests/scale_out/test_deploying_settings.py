@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils.module_loading import import_string
 
 from tests.redis_support import LAYERS
-from tests.scale_out.conftest import RECOMMENDED_CAPACITY, RECOMMENDED_SOCKET_TIMEOUT, ROOT
+from tests.scale_out.conftest import RECOMMENDED_SOCKET_TIMEOUT, ROOT
 
 if TYPE_CHECKING:
     import pytest
@@ -39,7 +39,6 @@ def test_the_readme_settings_are_those_of_the_tests(monkeypatch: pytest.MonkeyPa
     assert pubsub["default"]["CONFIG"] == {"hosts": [URL]}
     assert core["default"]["CONFIG"] == {
         "hosts": [{"address": URL, "socket_timeout": RECOMMENDED_SOCKET_TIMEOUT}],
-        "capacity": RECOMMENDED_CAPACITY,
     }
     for settings in (pubsub, core):
         layer = import_string(settings["default"]["BACKEND"])(**settings["default"]["CONFIG"])

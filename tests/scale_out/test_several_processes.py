@@ -173,9 +173,10 @@ async def test_a_subscriber_joining_later_on_another_server_gets_what_follows(
 
 
 async def test_a_burst_reaches_every_subscriber_in_order(cluster_layer: Cluster) -> None:
-    # The core layer drops what exceeds a process's capacity; with the default (100),
-    # a sender faster than a process's receives loses broadcasts (on a 2-core machine,
-    # about one in five of these). The cluster has the README's capacity.
+    # The core layer drops what exceeds a channel's capacity; with the default (100) a
+    # sender faster than a process's receives would lose broadcasts (on a 2-core machine,
+    # about one in five of these). The cluster has the default capacity: the fan-out's
+    # channels have their own.
     cluster = cluster_layer
     room = new_room()
     texts = [f"burst {number}" for number in range(500)]
