@@ -23,6 +23,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import hashlib
 import inspect
 import json
 import logging
@@ -609,7 +610,9 @@ class GraphqlExecutor:
             variables = json.dumps(operation.variables, sort_keys=True)
         except (TypeError, ValueError):
             return None
-        return (operation.query, operation.operation_name, variables)
+        # A digest, not the text: the cache must not hold (up to a thousand) huge texts.
+        digest = hashlib.sha256(operation.query.encode("utf-8", "surrogatepass")).digest()
+        return (digest, operation.operation_name, variables)
 
     async def _run(
         self,
