@@ -6,7 +6,7 @@ models notifies only once it has imported it (tests/model_changes_process.py doe
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import strawberry
 from django.db import models
@@ -15,6 +15,7 @@ import channels_graphql_typed as cgt
 from channels_graphql_typed import GraphqlWsConsumer
 from tests.app.models import Gadget, Message, Note, Room
 from tests.schema import Query
+from tests.subscriptions import ROOT_RESOLUTIONS, count_root_resolutions
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -104,18 +105,12 @@ class Subscription:
 schema = strawberry.Schema(query=Query, subscription=Subscription)
 
 
-EXECUTIONS: list[str] = []
-
-
-def count_executions(next_: Any, root: Any, info: Any, **args: Any) -> Any:
-    """Middleware recording each execution of a subscription root field."""
-    if info.parent_type.name == "Subscription":
-        EXECUTIONS.append(info.field_name)
-    return next_(root, info, **args)
+# The typed subscriptions' counting middleware, and its record of executions.
+EXECUTIONS = ROOT_RESOLUTIONS
 
 
 class ModelConsumer(GraphqlWsConsumer):
     schema = schema
     confirm_subscriptions = True
-    middleware = (count_executions,)
+    middleware = (count_root_resolutions,)
     share_results_under_middleware = True  # counting does not depend on the subscriber
