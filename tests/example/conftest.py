@@ -73,6 +73,22 @@ class ChatServer:
         return run_manage(self.environment, *arguments)
 
 
+def chat_server_command(port: int) -> list[str]:
+    """The command that serves the chat example with uvicorn on ``HOST:port``."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(EXAMPLE_DIR),
+        "chat.asgi:application",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+    ]
+
+
 def run_manage(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
     completed = subprocess.run(
         [sys.executable, str(EXAMPLE_DIR / "manage.py"), *arguments],
@@ -107,18 +123,7 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer
         log_path = directory / f"uvicorn-{attempt}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--app-dir",
-                    str(EXAMPLE_DIR),
-                    "chat.asgi:application",
-                    "--host",
-                    HOST,
-                    "--port",
-                    str(port),
-                ],
+                chat_server_command(port),
                 cwd=ROOT,
                 env=environment,
                 stdin=subprocess.DEVNULL,

@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
 import channels_graphql_typed as cgt
-from tests.example.conftest import EXAMPLE_DIR, run_manage
+from tests.example.conftest import EXAMPLE_DIR, chat_server_command, run_manage
 from tests.processes import HOST
 from tests.redis_support import LAYERS, REDIS_URL, require_redis
 from tests.scale_out.conftest import (
@@ -46,21 +45,6 @@ SEND: Final = """
 mutation Send($chatroom: String!, $text: String!) {
   sendChatMessage(chatroom: $chatroom, text: $text) { ok }
 }"""
-
-
-def chat_command(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--app-dir",
-        str(EXAMPLE_DIR),
-        "chat.asgi:application",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +78,7 @@ def chat_servers(
         environment["CGT_TEST_CHANNEL_LAYERS"] = json.dumps(layers)
         environment["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(EXAMPLE_DIR)])
     with running_servers(
-        2, environment, tmp_path_factory.mktemp("chat-servers"), command=chat_command
+        2, environment, tmp_path_factory.mktemp("chat-servers"), command=chat_server_command
     ) as servers:
         yield environment, servers
 
