@@ -175,7 +175,14 @@ def suite(quick: bool) -> list[Measurement]:
         )
     ]
     for layer in ("redis_pubsub", "redis_core"):
+        measurements += fan_out(f"fan-out N=100 {layer}", layer, ["raw", "cgt"], **n100)
         measurements += fan_out(f"fan-out N=1000 {layer}", layer, ["raw", "cgt"], **n1000)
+        measurements += fan_out(
+            f"10 groups N=1000 {layer}", layer, ["raw", "cgt"], groups=10, **n1000
+        )
+        measurements += fan_out(
+            f"half SKIP N=1000 {layer}", layer, ["raw", "cgt"], skip_half=True, **n1000
+        )
     measurements.append(
         Measurement(
             "churn: 50 re-subscribing / 500 ms",
