@@ -595,16 +595,23 @@ _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, FanOut]
 )
 
 
+def channel_layer(alias: str) -> BaseChannelLayer:
+    """The channel layer ``alias``, ready for the fan-out's messages (both the servers and
+    the processes that broadcast get it here)."""
+    layer = get_channel_layer(alias)
+    if layer is None:
+        raise RuntimeError(
+            f"Typed subscriptions need a channel layer: CHANNEL_LAYERS[{alias!r}] is not set"
+        )
+    raise_fanout_capacity(layer)  # the sender's settings decide what the layer drops
+    return layer
+
+
 def get_fanout(alias: str) -> FanOut:
     """The fan-out of the running event loop for the channel layer ``alias``."""
     loop = asyncio.get_running_loop()
     by_alias = _fanouts.setdefault(loop, {})
     fanout = by_alias.get(alias)
     if fanout is None:
-        layer = get_channel_layer(alias)
-        if layer is None:
-            raise RuntimeError(
-                f"Typed subscriptions need a channel layer: CHANNEL_LAYERS[{alias!r}] is not set"
-            )
-        fanout = by_alias[alias] = FanOut(layer, alias)
+        fanout = by_alias[alias] = FanOut(channel_layer(alias), alias)
     return fanout

@@ -41,7 +41,6 @@ from typing import (
 import strawberry
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
-from channels.layers import get_channel_layer
 
 from .context import Context
 from .execution import TYPED_SUBSCRIPTION_MARKER
@@ -53,10 +52,10 @@ from .fanout import (
     FanOut,
     NotificationQueue,
     Registration,
+    channel_layer,
     class_namespace,
     get_fanout,
     group_name,
-    raise_fanout_capacity,
 )
 from .operation import PublishFailure, current_operation
 from .serialization import serialize_payload
@@ -64,7 +63,6 @@ from .serialization import serialize_payload
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from channels.layers import BaseChannelLayer
 
 logger = logging.getLogger("channels_graphql_typed")
 
@@ -82,16 +80,6 @@ class Skip(enum.Enum):
 
 SKIP: Final = Skip.SKIP
 """Returned by ``publish``: this subscriber gets nothing for this broadcast."""
-
-
-def _channel_layer(alias: str) -> BaseChannelLayer:
-    layer = get_channel_layer(alias)
-    if layer is None:
-        raise RuntimeError(
-            f"Typed subscriptions need a channel layer: CHANNEL_LAYERS[{alias!r}] is not set"
-        )
-    raise_fanout_capacity(layer)  # the sender's settings decide what the layer drops
-    return layer
 
 
 @dataclass_transform(kw_only_default=True)
@@ -167,7 +155,7 @@ class Subscription(Generic[PayloadT]):
     async def _broadcast_serialized(cls, data: bytes, group: str | None) -> None:
         """Send a payload that :func:`serialize_payload` serialized already."""
         name = group_name(cls.group_namespace, group)
-        await _channel_layer(cls.channel_layer_alias).group_send(
+        await channel_layer(cls.channel_layer_alias).group_send(
             name, {"type": NOTIFY, "group": name, "payload": data}
         )
 
@@ -181,7 +169,7 @@ class Subscription(Generic[PayloadT]):
         """End every subscription of this class in ``group`` (all of them if None): each
         client gets ``complete`` once its pending notifications are delivered."""
         name = group_name(cls.group_namespace, group)
-        await _channel_layer(cls.channel_layer_alias).group_send(
+        await channel_layer(cls.channel_layer_alias).group_send(
             name, {"type": UNSUBSCRIBE, "group": name}
         )
 

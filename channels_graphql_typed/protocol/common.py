@@ -332,8 +332,11 @@ class ProtocolMachine(abc.ABC):
         self.operations[operation_id] = operation
         return [StartOperation(operation)]
 
-    @abc.abstractmethod
-    def _acknowledge(self, payload: dict[str, Any] | None) -> list[Action]: ...
+    def _acknowledge(self, payload: dict[str, Any] | None) -> list[Action]:
+        # Both protocols acknowledge with the same message.
+        if payload is None:
+            return [Send({"type": "connection_ack"})]
+        return [Send({"type": "connection_ack", "payload": payload})]
 
     @abc.abstractmethod
     def _reject(self, payload: dict[str, Any] | None) -> list[Action]: ...

@@ -172,11 +172,7 @@ class GraphqlWsProtocol(ProtocolMachine):
         return actions + self._start(id_, payload)
 
     def _acknowledge(self, payload: dict[str, Any] | None) -> list[Action]:
-        actions: list[Action] = [
-            Send({"type": "connection_ack"})
-            if payload is None
-            else Send({"type": "connection_ack", "payload": payload})
-        ]
+        actions = super()._acknowledge(payload)
         pending, self._pending_starts = self._pending_starts, {}
         for id_, operation_payload_ in pending.items():
             actions += self._start_or_replace(id_, operation_payload_)

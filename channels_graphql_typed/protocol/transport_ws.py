@@ -124,11 +124,6 @@ class GraphqlTransportWsProtocol(ProtocolMachine):
             case other:
                 raise InvalidMessage(f"Unexpected message of type {other[:64]!r} received")
 
-    def _acknowledge(self, payload: dict[str, Any] | None) -> list[Action]:
-        if payload is None:
-            return [Send({"type": "connection_ack"})]
-        return [Send({"type": "connection_ack", "payload": payload})]
-
     def _reject(self, payload: dict[str, Any] | None) -> list[Action]:
         # The protocol has no message to carry a rejection payload: the close reason
         # says why (graphql-ws closes 4403 "Forbidden" when onConnect returns false).
