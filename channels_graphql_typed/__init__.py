@@ -25,6 +25,7 @@ from .exceptions import (
 from .model_subscription import ModelAction, ModelEvent, ModelSubscription
 from .protocol import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, CloseCode
 from .protocol.messages import OperationPayload
+from .serialization import register_payload_type
 from .subscription import SKIP, Info, Skip, Subscription
 
 __all__ = [
@@ -55,4 +56,5 @@ __all__ = [
     "PayloadSerializationError",
     "Skip",
     "Subscription",
+    "register_payload_type",
 ]

@@ -1,19 +1,47 @@
-"""Broadcast payloads across the channel layer: msgpack with typed extensions.
+"""Broadcast payloads across the channel layer: msgpack, bounded, and typed by a registry.
 
 A payload crosses process boundaries (channels-redis), so it is serialized at the
-``broadcast`` call site -- where a payload that cannot cross raises ``TypeError`` in the
-caller's process -- and deserialized once per receiving process, not per subscriber.
+``broadcast`` call site -- where a payload that cannot cross raises
+:class:`~.exceptions.PayloadSerializationError` in the caller's process -- and
+deserialized once per receiving process, not per subscriber.
 
 What round-trips into the same types: ``None``, ``bool``, ``int``, ``float``, ``str``,
-``bytes``, ``list``, ``tuple`` (named tuples too), ``dict`` (any msgpack-able keys),
+``bytes``, ``list``, ``tuple``, ``dict`` (any keys that are themselves payload values),
 ``set``, ``frozenset``, ``datetime.datetime`` / ``date`` / ``time`` / ``timedelta``,
-``uuid.UUID``, ``decimal.Decimal``, enum members, dataclass instances (rebuilt without
-running ``__init__`` again) and Django model instances. Named tuples, dataclasses and
-enums must be importable by module and qualified name in the receiving
-process. A model instance travels as the values of its concrete fields at broadcast time
-(foreign keys as their ``_id``, files as their name), read from the instance without
-touching the database, so a row deleted since still arrives; it comes back as an
-unsaved-looking instance built with ``Model.from_db``.
+``uuid.UUID``, ``decimal.Decimal``, and instances of *registered* enums, named tuples,
+dataclasses (rebuilt without running ``__init__`` again) and Django models (their
+concrete fields' values at broadcast time, foreign keys as their ``_id``, files as
+their name, choices as their value, read without touching the database, so a row
+deleted since still arrives; rebuilt with ``Model.from_db``).
+
+Trust model
+-----------
+Anything that can write to the channel layer (any process with the Redis credentials,
+or a bug in one) can put any bytes in front of the decoder, so the decoder is total and
+bounded: whatever it is given, it returns a payload or raises
+:class:`PayloadSerializationError`, and it never crashes, recurses without bound, imports
+a module or builds a class that the application did not declare.
+
+* **Registry.** Only registered classes are materialised, looked up by name in a dict
+  (never imported): the payload type parameter of every declared
+  :class:`~.subscription.Subscription` class, the class itself, its ``payload_types``,
+  and every dataclass, enum, named tuple and Django model reachable from their
+  annotations (fields, ``list[...]``, unions, generic parameters), plus whatever
+  :func:`register_payload_type` names. The sender refuses an unregistered class with an
+  error that names it; a receiver drops a message naming one.
+* **Bounds, applied on both sides.** A payload nests at most :data:`MAX_PAYLOAD_DEPTH`
+  containers deep and serializes to at most :data:`MAX_PAYLOAD_SIZE` bytes: the sender
+  raises with the limit in the message, the receiver refuses the bytes before decoding.
+* **No re-entry.** The wire form is one msgpack document: containers are msgpack arrays
+  and maps, typed values are arrays that start with a one-byte extension *tag*, and
+  extension data holds only leaf values (a date, a UUID). msgpack's C decoder walks the
+  nesting with a bounded stack of its own and fails cleanly past it; our restoring walk
+  is Python, bounded by :data:`MAX_PAYLOAD_DEPTH`. (Nesting msgpack documents inside
+  extension data, as an earlier format did, re-entered the C decoder once per level and
+  could exhaust the C stack from a few hundred bytes.)
+* **Versioned.** The bytes start with :data:`FORMAT_MARKER`, a byte that msgpack never
+  produces followed by a format version: a message of another format or version is
+  refused by name, not misread.
 """
 
 from __future__ import annotations
@@ -22,60 +50,246 @@ import dataclasses
 import datetime
 import decimal
 import enum
-import importlib
+import logging
+import struct
+import sys
+import threading
+import types
+import typing
 import uuid
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgpack
 
 from .exceptions import PayloadSerializationError
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+logger = logging.getLogger("channels_graphql_typed")
+
+MAX_PAYLOAD_DEPTH: Final = 32
+"""Deepest nesting of containers (lists, tuples, sets, dicts, dataclasses, named tuples,
+model instances) in a payload: deeper payloads are refused by the sender and dropped
+by receivers."""
+MAX_PAYLOAD_SIZE: Final = 1024 * 1024
+"""Largest serialized payload, in bytes (1 MiB): larger ones are refused by the sender and
+dropped by receivers."""
+FORMAT_MARKER: Final = b"\xc1\x02"
+"""The first bytes of every serialized payload: 0xC1 is the one byte msgpack never
+uses, so no msgpack document (such as the earlier, unversioned format) starts with it;
+then the format version."""
+
+# Leaf extension types: their data is bytes, decoded without msgpack.
 _DATETIME: Final = 1
 _DATE: Final = 2
 _TIME: Final = 3
 _TIMEDELTA: Final = 4
 _UUID: Final = 5
 _DECIMAL: Final = 6
-_TUPLE: Final = 7
-_SET: Final = 8
-_FROZENSET: Final = 9
-_ENUM: Final = 10
-_DATACLASS: Final = 11
-_MODEL: Final = 12
-_NAMED_TUPLE: Final = 13
+_TAG: Final = 20
+"""The extension type of tags: its one byte of data says what the array it starts is."""
+
+_TUPLE: Final = 1
+_SET: Final = 2
+_FROZENSET: Final = 3
+_ENUM: Final = 4
+_DATACLASS: Final = 5
+_MODEL: Final = 6
+_NAMED_TUPLE: Final = 7
+
+_TIMEDELTA_STRUCT: Final = struct.Struct("<qqq")
+
+
+class _Tag:
+    """What a tag extension decodes to: the marker at the start of a typed array."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: int) -> None:
+        self.kind = kind
+
+
+_TAGS: Final = {kind: _Tag(kind) for kind in range(1, 8)}
+_TAG_EXTENSIONS: Final = {kind: msgpack.ExtType(_TAG, bytes([kind])) for kind in _TAGS}
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_classes: dict[str, type] = {}
+"""Registered enums, named tuples and dataclasses, by ``module:qualname``."""
+_models: dict[str, type] = {}
+"""Registered Django models, by app label and model name (``Model._meta.label``)."""
+_pending: list[tuple[object, dict[Any, Any]]] = []
+"""Annotations still to walk (read at first use, when every module is imported)."""
+
+TypeT = TypeVar("TypeT", bound=type)
+
+
+def register_payload_type(cls: TypeT) -> TypeT:
+    """Let instances of ``cls`` cross the channel layer inside broadcast payloads.
+
+    ``cls`` is a dataclass, an enum, a named tuple or a Django model; the types reachable
+    from its annotations are registered with it. Usable as a class decorator. Types
+    reachable from a subscription's payload type parameter need no registration: only
+    those a declaration cannot name (a payload typed ``Any``, a subclass of a declared
+    type) do.
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"register_payload_type() takes a class, not {cls!r}")
+    if _kind(cls) is None:
+        raise TypeError(
+            f"{cls.__qualname__} cannot be a payload type: payload types are dataclasses, "
+            "enums, named tuples and Django models"
+        )
+    _register_annotation(cls)
+    return cls
+
+
+def register_annotation(annotation: object, substitutions: dict[Any, Any] | None = None) -> None:
+    """Register what ``annotation`` (a type, or a type expression such as
+    ``list[Event] | None``) can hold, once every module is imported (at the first
+    serialization or deserialization). ``substitutions`` maps type variables to what
+    they stand for."""
+    with _lock:
+        _pending.append((annotation, dict(substitutions or {})))
+
+
+def _register_annotation(annotation: object) -> None:
+    with _lock:
+        _pending.append((annotation, {}))
+    _resolve_pending()
+
+
+def _kind(cls: type) -> str | None:
+    if issubclass(cls, enum.Enum):
+        return "enum"
+    if issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        return "named tuple"
+    if dataclasses.is_dataclass(cls):
+        return "dataclass"
+    if _is_model_class(cls):
+        return "model"
+    return None
+
+
+def _is_model_class(cls: type) -> bool:
+    models = sys.modules.get("django.db.models")
+    return models is not None and issubclass(cls, models.Model)
+
+
+def _resolve_pending() -> None:
+    if not _pending:
+        return
+    with _lock:
+        pending = list(_pending)
+        _pending.clear()
+        seen: set[int] = set()
+        for annotation, substitutions in pending:
+            try:
+                _walk(annotation, substitutions, seen)
+            except Exception:
+                # Never fail the import of the user's module over this: what could not
+                # be walked is refused by the sender, naming it.
+                logger.warning("Cannot read the payload types of %r", annotation, exc_info=True)
+
+
+def _walk(annotation: object, substitutions: dict[Any, Any], seen: set[int]) -> None:
+    """Register every class that a value of ``annotation`` can hold (called under the
+    lock; each class's annotations are walked once per call)."""
+    if isinstance(annotation, TypeVar):
+        if annotation in substitutions:
+            _walk(substitutions[annotation], {}, seen)
+        return
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        _walk(typing.get_args(annotation)[0], substitutions, seen)
+        return
+    if origin is typing.Literal:
+        for value in typing.get_args(annotation):
+            if isinstance(value, enum.Enum):
+                _walk(type(value), {}, seen)
+        return
+    if origin is not None:
+        arguments = typing.get_args(annotation)
+        for argument in arguments:
+            _walk(argument, substitutions, seen)
+        if isinstance(origin, type) and origin is not type:
+            parameters = getattr(origin, "__parameters__", ())
+            if not isinstance(parameters, tuple):
+                parameters = ()  # builtins (tuple, dict) have a descriptor here
+            inner = dict(zip(parameters, arguments, strict=False))
+            inner = {
+                parameter: substitutions.get(value, value) for parameter, value in inner.items()
+            }
+            _walk_class(origin, inner, seen)
+        return
+    if isinstance(annotation, types.UnionType):
+        for argument in annotation.__args__:
+            _walk(argument, substitutions, seen)
+        return
+    if isinstance(annotation, type):
+        _walk_class(annotation, substitutions, seen)
+
+
+def _walk_class(cls: type, substitutions: dict[Any, Any], seen: set[int]) -> None:
+    kind = _kind(cls)
+    if kind == "model":
+        _models[cls._meta.label] = cls  # type: ignore[attr-defined]
+        return
+    if kind is None and not hasattr(cls, "__strawberry_definition__"):
+        return  # builtins and other classes: nothing of theirs is registered
+    if kind is not None and "<locals>" not in cls.__qualname__:
+        _classes[_qualified_name(cls)] = cls
+    key = hash((cls, tuple(sorted(substitutions.items(), key=repr))))
+    if key in seen or kind == "enum":
+        return
+    seen.add(key)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:
+        # An annotation that cannot be evaluated here (a TYPE_CHECKING-only import):
+        # what it names must be registered by hand, and the sender says so.
+        hints = {}
+    for hint in hints.values():
+        _walk(hint, substitutions, seen)
 
 
 def _qualified_name(cls: type) -> str:
-    if "<locals>" in cls.__qualname__:
-        raise PayloadSerializationError(
-            f"{cls.__qualname__} is defined inside a function: the receiving process could "
-            "not import it; define it at module level"
-        )
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _import(name: str) -> Any:
-    module_name, _, qualname = name.partition(":")
-    value: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        value = getattr(value, part)
-    return value
+def _registered_name(cls: type, kind: str) -> str:
+    if "<locals>" in cls.__qualname__:
+        raise PayloadSerializationError(
+            f"{cls.__qualname__} is defined inside a function: the receiving process could "
+            "not look it up; define it at module level"
+        )
+    name = _qualified_name(cls)
+    if _classes.get(name) is not cls:
+        _resolve_pending()
+        if _classes.get(name) is not cls:
+            raise PayloadSerializationError(
+                f"Cannot broadcast an instance of {name}: this {kind} is not a registered "
+                "payload type. Payload types are those reachable from the type parameter "
+                "of a declared Subscription class; register others with "
+                "channels_graphql_typed.register_payload_type"
+            )
+    return name
 
 
-def _pack(value: Any) -> bytes:
-    try:
-        packed: bytes = msgpack.packb(value, default=_default, strict_types=True, use_bin_type=True)
-    except PayloadSerializationError:
-        raise
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise PayloadSerializationError(f"Cannot serialize the broadcast payload: {exc}") from exc
-    return packed
+# --- encoding -------------------------------------------------------------------------------
 
 
-def _default(value: Any) -> msgpack.ExtType:
-    # strict_types: subclasses of builtins (IntEnum, bool-like, OrderedDict) land here.
-    if isinstance(value, enum.Enum):
-        return msgpack.ExtType(_ENUM, _pack([_qualified_name(type(value)), value.value]))
+def _encode(value: Any, depth: int) -> Any:
+    """The wire tree of ``value``: msgpack-native values, leaf extensions, and arrays
+    that start with a tag."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is bytes:
+        return value
     if isinstance(value, datetime.datetime):
         return msgpack.ExtType(_DATETIME, value.isoformat().encode())
     if isinstance(value, datetime.date):
@@ -83,44 +297,76 @@ def _default(value: Any) -> msgpack.ExtType:
     if isinstance(value, datetime.time):
         return msgpack.ExtType(_TIME, value.isoformat().encode())
     if isinstance(value, datetime.timedelta):
-        return msgpack.ExtType(_TIMEDELTA, _pack([value.days, value.seconds, value.microseconds]))
+        data = _TIMEDELTA_STRUCT.pack(value.days, value.seconds, value.microseconds)
+        return msgpack.ExtType(_TIMEDELTA, data)
     if isinstance(value, uuid.UUID):
         return msgpack.ExtType(_UUID, value.bytes)
     if isinstance(value, decimal.Decimal):
         return msgpack.ExtType(_DECIMAL, str(value).encode())
-    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
-        # A NamedTuple comes back as itself, built from its values.
-        return msgpack.ExtType(_NAMED_TUPLE, _pack([_qualified_name(type(value)), list(value)]))
+    if not isinstance(value, enum.Enum):
+        # Subclasses of the primitive builtins travel as the builtin.
+        primitive: type[Any]
+        for primitive in (bool, int, float, str, bytes):
+            if isinstance(value, primitive):
+                return primitive(value)
+    # Everything else is an array or a map on the wire: one level of nesting.
+    if depth >= MAX_PAYLOAD_DEPTH:
+        raise PayloadSerializationError(
+            f"Cannot broadcast the payload: it nests containers more than "
+            f"{MAX_PAYLOAD_DEPTH} levels deep (MAX_PAYLOAD_DEPTH)"
+        )
+    inner = depth + 1
+    if kind is list:
+        return [_encode(item, inner) for item in value]
+    if kind is dict:
+        return {_encode(key, inner): _encode(item, inner) for key, item in value.items()}
+    if isinstance(value, enum.Enum):
+        name = _registered_name(kind, "enum")
+        return [_TAG_EXTENSIONS[_ENUM], name, _encode(value.value, inner)]
+    if isinstance(value, tuple) and hasattr(kind, "_fields"):
+        name = _registered_name(kind, "named tuple")
+        return [_TAG_EXTENSIONS[_NAMED_TUPLE], name, *(_encode(item, inner) for item in value)]
     if isinstance(value, tuple):
-        return msgpack.ExtType(_TUPLE, _pack(list(value)))
+        return [_TAG_EXTENSIONS[_TUPLE], *(_encode(item, inner) for item in value)]
     if isinstance(value, frozenset):
-        return msgpack.ExtType(_FROZENSET, _pack(list(value)))
+        return [_TAG_EXTENSIONS[_FROZENSET], *(_encode(item, inner) for item in value)]
     if isinstance(value, set):
-        return msgpack.ExtType(_SET, _pack(list(value)))
+        return [_TAG_EXTENSIONS[_SET], *(_encode(item, inner) for item in value)]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
-        return msgpack.ExtType(_DATACLASS, _pack([_qualified_name(type(value)), fields]))
+        name = _registered_name(kind, "dataclass")
+        fields = {
+            field.name: _encode(getattr(value, field.name), inner)
+            for field in dataclasses.fields(value)
+        }
+        return [_TAG_EXTENSIONS[_DATACLASS], name, fields]
     model = _model_values(value)
     if model is not None:
-        return msgpack.ExtType(_MODEL, _pack(model))
+        label, db, names, values = model
+        if _models.get(label) is not kind:
+            _resolve_pending()
+            if _models.get(label) is not kind:
+                raise PayloadSerializationError(
+                    f"Cannot broadcast an instance of the model {label}: it is not a "
+                    "registered payload type. Payload types are those reachable from the "
+                    "type parameter of a declared Subscription class; register others with "
+                    "channels_graphql_typed.register_payload_type"
+                )
+        encoded = [_encode(item, inner) for item in values]
+        return [_TAG_EXTENSIONS[_MODEL], label, db, names, encoded]
+    # Subclasses of builtins (an OrderedDict, a UserList-like list): as the builtin.
     if isinstance(value, dict):
-        return dict(value)  # type: ignore[return-value]  # a dict subclass: send it as a dict
+        return {_encode(key, inner): _encode(item, inner) for key, item in value.items()}
     if isinstance(value, list):
-        return list(value)  # type: ignore[return-value]
-    if isinstance(value, str):
-        return str(value)  # type: ignore[return-value]
-    if isinstance(value, int):
-        return int(value)  # type: ignore[return-value]
-    if isinstance(value, float):
-        return float(value)  # type: ignore[return-value]
+        return [_encode(item, inner) for item in value]
     raise PayloadSerializationError(
-        f"Cannot broadcast a value of type {type(value).__module__}.{type(value).__qualname__}: "
+        f"Cannot broadcast a value of type {kind.__module__}.{kind.__qualname__}: "
         "payloads may hold primitives, lists, tuples, sets, dicts, datetimes, dates, times, "
-        "timedeltas, UUIDs, Decimals, enums, dataclasses and Django model instances"
+        "timedeltas, UUIDs, Decimals, and registered enums, named tuples, dataclasses and "
+        "Django model instances"
     )
 
 
-def _model_values(value: Any) -> list[Any] | None:
+def _model_values(value: Any) -> tuple[str, str | None, list[str], list[Any]] | None:
     meta = getattr(type(value), "_meta", None)
     if meta is None or not hasattr(meta, "concrete_fields") or not hasattr(value, "_state"):
         return None
@@ -133,10 +379,46 @@ def _model_values(value: Any) -> list[Any] | None:
     # is what the database stores.
     values = [value.__dict__[name] for name in names]
     values = [item.name if isinstance(item, FieldFile) else item for item in values]
-    return [meta.label, value._state.db, names, values]
+    # A choices enum member (TextChoices, IntegerChoices) travels as its value, which
+    # is what the database stores and what from_db() is given when reading a row.
+    values = [item.value if isinstance(item, enum.Enum) else item for item in values]
+    return meta.label, value._state.db, names, values
 
 
-def _ext_hook(code: int, data: bytes) -> Any:
+def serialize_payload(payload: Any) -> bytes:
+    """Serialize a broadcast payload; raise :class:`PayloadSerializationError` (a
+    ``TypeError``) when it holds something that cannot cross the channel layer, nests
+    deeper than :data:`MAX_PAYLOAD_DEPTH` or serializes larger than
+    :data:`MAX_PAYLOAD_SIZE`."""
+    _resolve_pending()
+    try:
+        tree = _encode(payload, 0)
+        packed: bytes = msgpack.packb(tree, strict_types=True, use_bin_type=True)
+    except PayloadSerializationError:
+        raise
+    except RecursionError as exc:  # a self-referencing value
+        raise PayloadSerializationError(
+            f"Cannot broadcast the payload: it nests more than {MAX_PAYLOAD_DEPTH} levels deep "
+            "or refers to itself"
+        ) from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise PayloadSerializationError(f"Cannot serialize the broadcast payload: {exc}") from exc
+    if len(packed) + len(FORMAT_MARKER) > MAX_PAYLOAD_SIZE:
+        raise PayloadSerializationError(
+            f"Cannot broadcast the payload: it serializes to {len(packed)} bytes, more than "
+            f"{MAX_PAYLOAD_SIZE} (MAX_PAYLOAD_SIZE)"
+        )
+    return FORMAT_MARKER + packed
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+
+def _leaf(code: int, data: bytes) -> Any:
+    if code == _TAG:
+        if len(data) != 1 or data[0] not in _TAGS:
+            raise PayloadSerializationError(f"unknown tag {data!r}")
+        return _TAGS[data[0]]
     match code:
         case 1:
             return datetime.datetime.fromisoformat(data.decode())
@@ -145,61 +427,145 @@ def _ext_hook(code: int, data: bytes) -> Any:
         case 3:
             return datetime.time.fromisoformat(data.decode())
         case 4:
-            days, seconds, microseconds = _unpack(data)
+            days, seconds, microseconds = _TIMEDELTA_STRUCT.unpack(data)
             return datetime.timedelta(days=days, seconds=seconds, microseconds=microseconds)
         case 5:
             return uuid.UUID(bytes=data)
         case 6:
             return decimal.Decimal(data.decode())
-        case 7:
-            return tuple(_unpack(data))
-        case 8:
-            return set(_unpack(data))
-        case 9:
-            return frozenset(_unpack(data))
-        case 10:
-            name, raw = _unpack(data)
-            enum_class = _import(name)
-            if not (isinstance(enum_class, type) and issubclass(enum_class, enum.Enum)):
-                raise PayloadSerializationError(f"{name} is not an enum")
-            return enum_class(raw)
-        case 11:
-            name, fields = _unpack(data)
-            cls = _import(name)
-            if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-                raise PayloadSerializationError(f"{name} is not a dataclass")
-            # The sender's instance was built already: restore its fields as they were,
-            # without running __init__ / __post_init__ again.
-            instance = object.__new__(cls)
-            for f in dataclasses.fields(cls):
-                if f.name in fields:
-                    object.__setattr__(instance, f.name, fields[f.name])
-            return instance
-        case 13:
-            name, values = _unpack(data)
-            named_tuple = _import(name)
-            if not (isinstance(named_tuple, type) and issubclass(named_tuple, tuple)):
-                raise PayloadSerializationError(f"{name} is not a named tuple")
-            return named_tuple(*values)
-        case 12:
-            from django.apps import apps
-
-            label, db, names, values = _unpack(data)
-            model = apps.get_model(label)
-            return model.from_db(db, names, values)
-    return msgpack.ExtType(code, data)
+    raise PayloadSerializationError(f"unknown extension type {code}")
 
 
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+def _decode(value: Any, depth: int) -> Any:
+    """The payload value of a wire tree (arrays arrive as tuples: hashable keys)."""
+    kind = type(value)
+    if kind is tuple:
+        if depth >= MAX_PAYLOAD_DEPTH:
+            raise PayloadSerializationError(
+                f"the payload nests more than {MAX_PAYLOAD_DEPTH} levels deep"
+            )
+        inner = depth + 1
+        if not value or type(value[0]) is not _Tag:
+            return [_decode(item, inner) for item in value]
+        return _decode_tagged(value[0].kind, value[1:], inner)
+    if kind is dict:
+        if depth >= MAX_PAYLOAD_DEPTH:
+            raise PayloadSerializationError(
+                f"the payload nests more than {MAX_PAYLOAD_DEPTH} levels deep"
+            )
+        inner = depth + 1
+        return {_decode(key, inner): _decode(item, inner) for key, item in value.items()}
+    if kind is _Tag:
+        raise PayloadSerializationError("a tag outside of the start of an array")
+    return value
 
 
-def serialize_payload(payload: Any) -> bytes:
-    """Serialize a broadcast payload; raise :class:`PayloadSerializationError` (a
-    ``TypeError``) when it holds something that cannot cross the channel layer."""
-    return _pack(payload)
+def _decode_tagged(kind: int, items: tuple[Any, ...], depth: int) -> Any:
+    if kind == _TUPLE:
+        return tuple(_decode(item, depth) for item in items)
+    if kind == _SET:
+        return {_decode(item, depth) for item in items}
+    if kind == _FROZENSET:
+        return frozenset(_decode(item, depth) for item in items)
+    if kind == _ENUM:
+        name, raw = items
+        enum_class = _lookup(name, enum.Enum)
+        return enum_class(_decode(raw, depth))
+    if kind == _NAMED_TUPLE:
+        name, *values = items
+        named_tuple = _lookup(name, tuple)
+        if not hasattr(named_tuple, "_fields"):
+            raise PayloadSerializationError(f"{name} is not a named tuple")
+        return named_tuple(*(_decode(item, depth) for item in values))
+    if kind == _DATACLASS:
+        name, fields = items
+        cls = _lookup(name, object)
+        if (
+            not (isinstance(cls, type) and dataclasses.is_dataclass(cls))
+            or type(fields) is not dict
+        ):
+            raise PayloadSerializationError(f"{name} is not a dataclass")
+        # The sender's instance was built already: restore its fields as they were,
+        # without running __init__ / __post_init__ again.
+        instance = object.__new__(cls)
+        for field in dataclasses.fields(cls):
+            if field.name in fields:
+                object.__setattr__(instance, field.name, _decode(fields[field.name], depth))
+        return instance
+    if kind == _MODEL:
+        label, db, names, values = items
+        model = _models.get(label) if isinstance(label, str) else None
+        if model is None:
+            _resolve_pending()
+            model = _models.get(label) if isinstance(label, str) else None
+        if model is None:
+            raise PayloadSerializationError(f"{label!r} is not a registered model")
+        if type(names) is not tuple or not all(type(name) is str for name in names):
+            raise PayloadSerializationError(f"bad field names for the model {label}")
+        if type(values) is not tuple or len(values) != len(names):
+            raise PayloadSerializationError(f"bad field values for the model {label}")
+        if db is not None and type(db) is not str:
+            raise PayloadSerializationError(f"bad database alias for the model {label}")
+        attnames = {field.attname for field in model._meta.concrete_fields}  # type: ignore[attr-defined]
+        if not set(names) <= attnames:
+            raise PayloadSerializationError(f"unknown fields for the model {label}")
+        decoded = [_decode(item, depth) for item in values]
+        return model.from_db(db, list(names), decoded)  # type: ignore[attr-defined]
+    raise PayloadSerializationError(f"unknown tag {kind}")
+
+
+def _lookup(name: object, base: type) -> Any:
+    if not isinstance(name, str):
+        raise PayloadSerializationError(f"a type name that is not a string: {name!r}")
+    cls = _classes.get(name)
+    if cls is None:
+        _resolve_pending()
+        cls = _classes.get(name)
+    if cls is None:
+        raise PayloadSerializationError(f"{name} is not a registered payload type")
+    if not issubclass(cls, base):
+        raise PayloadSerializationError(f"{name} is not a {base.__name__}")
+    return cls
 
 
 def deserialize_payload(data: bytes) -> Any:
-    """The payload that :func:`serialize_payload` serialized, with the same types."""
-    return _unpack(data)
+    """The payload that :func:`serialize_payload` serialized, with the same types.
+
+    Total: for any input that is not such a payload (another format, too large, too
+    deep, an unregistered type, garbage), it raises :class:`PayloadSerializationError`
+    saying why.
+    """
+    if not isinstance(data, bytes):
+        raise PayloadSerializationError(f"a payload must be bytes, not {type(data).__name__}")
+    if len(data) > MAX_PAYLOAD_SIZE:
+        raise PayloadSerializationError(
+            f"the payload has {len(data)} bytes, more than {MAX_PAYLOAD_SIZE} (MAX_PAYLOAD_SIZE)"
+        )
+    if not data.startswith(FORMAT_MARKER):
+        raise PayloadSerializationError(
+            "the payload is not of this version's format (sent by another version of "
+            "channels_graphql_typed, or not by it at all)"
+        )
+    try:
+        tree = msgpack.unpackb(
+            memoryview(data)[len(FORMAT_MARKER) :],
+            ext_hook=_leaf,
+            raw=False,
+            strict_map_key=False,
+            use_list=False,
+        )
+        return _decode(tree, 0)
+    except PayloadSerializationError:
+        raise
+    except Exception as exc:
+        # msgpack's own errors (truncated, extra data, its stack limit), a bad date or
+        # Decimal text, an unhashable key, a value an enum refuses, ...
+        raise PayloadSerializationError(
+            f"the payload cannot be decoded: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def registered_payload_types() -> Iterable[type]:
+    """Every registered class (for diagnostics and tests)."""
+    _resolve_pending()
+    return (*_classes.values(), *_models.values())

@@ -27,6 +27,7 @@ import collections.abc
 import enum
 import inspect
 import logging
+import typing
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -58,10 +59,10 @@ from .fanout import (
     group_name,
 )
 from .operation import PublishFailure, current_operation
-from .serialization import serialize_payload
+from .serialization import register_annotation, serialize_payload
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Iterator, Sequence
 
 
 logger = logging.getLogger("channels_graphql_typed")
@@ -96,6 +97,10 @@ class Subscription(Generic[PayloadT]):
 
     notification_queue_limit: ClassVar[int | None] = None
     channel_layer_alias: ClassVar[str] = DEFAULT_CHANNEL_LAYER
+    payload_types: ClassVar[Sequence[type]] = ()
+    """Classes that may travel inside this class's payloads although its type parameter
+    does not name them (a payload typed ``Any``, subclasses of a declared type): see
+    :func:`~.serialization.register_payload_type`."""
     group_namespace: ClassVar[str]
     """Prefix of this class's Channels groups (derived from its module and name)."""
 
@@ -107,6 +112,7 @@ class Subscription(Generic[PayloadT]):
         # is a base for other subscriptions, not a GraphQL type of its own.
         if not getattr(cls, "__parameters__", ()):
             strawberry.type(cls, description=cls.__dict__.get("__doc__"))
+            _register_payload_types(cls)
 
     # --- what users override ----------------------------------------------------------------
 
@@ -196,6 +202,35 @@ class Subscription(Generic[PayloadT]):
             deprecation_reason=deprecation_reason,
             graphql_type=cls,
         )
+
+
+def _register_payload_types(cls: type[Subscription[Any]]) -> None:
+    """Let the decoder materialise what this class's payloads can hold, and only that."""
+    for annotation, substitutions in _payload_annotations(cls, {}):
+        register_annotation(annotation, substitutions)
+    register_annotation(cls)
+    for extra in cls.payload_types:
+        register_annotation(extra)
+
+
+def _payload_annotations(
+    cls: type, substitutions: dict[Any, Any]
+) -> Iterator[tuple[object, dict[Any, Any]]]:
+    """The payload type parameter(s) given to :class:`Subscription` along ``cls``'s
+    bases, with the type variables of the generic bases in between substituted
+    (``class Base(Subscription[Event[T]])``, ``class Concrete(Base[Message])``)."""
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        origin = typing.get_origin(base)
+        if not (isinstance(origin, type) and issubclass(origin, Subscription)):
+            continue
+        arguments = tuple(
+            substitutions.get(argument, argument) for argument in typing.get_args(base)
+        )
+        if origin is Subscription:
+            yield arguments[0], substitutions
+            continue
+        parameters = getattr(origin, "__parameters__", ())
+        yield from _payload_annotations(origin, dict(zip(parameters, arguments, strict=False)))
 
 
 def _argument_parameters(cls: type[Subscription[Any]]) -> list[inspect.Parameter]:

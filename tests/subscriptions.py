@@ -14,6 +14,7 @@ import strawberry
 
 import channels_graphql_typed as cgt
 from channels_graphql_typed import GraphqlWsConsumer
+from tests.app.models import Note
 from tests.schema import Mutation, Query
 
 
@@ -159,6 +160,9 @@ RECEIVED: list[Any] = []
 class OnEverything(cgt.Subscription[Any]):
     """Records the payload objects it receives."""
 
+    # Typed Any: what may travel in its payloads is named here.
+    payload_types = (Everything, Note)
+
     ok: bool
 
     @classmethod
@@ -209,6 +213,48 @@ class OnBig(cgt.Subscription[int]):
         return cls(seq=payload, text="x" * 2000)
 
 
+@dataclasses.dataclass
+class Tree:
+    """A recursive payload type: what an app builds from a recursive input object."""
+
+    label: str
+    child: Tree | None = None
+
+
+@strawberry.input
+class TreeInput:
+    label: str
+    child: TreeInput | None = None
+
+
+def tree_from_input(tree: TreeInput) -> Tree:
+    labels = []
+    node: TreeInput | None = tree
+    while node is not None:
+        labels.append(node.label)
+        node = node.child
+    built: Tree | None = None
+    for label in reversed(labels):
+        built = Tree(label, built)
+    assert built is not None
+    return built
+
+
+class OnTree(cgt.Subscription[Tree]):
+    """Trees broadcast by ``broadcastTree``: a client-built payload."""
+
+    label: str
+
+
+@strawberry.type
+class Mutations(Mutation):
+    @strawberry.mutation
+    async def broadcast_tree(self, tree: TreeInput) -> bool:
+        """Broadcast what the client sent, as apps do with what clients submit."""
+        await OnTree.broadcast(payload=tree_from_input(tree))
+        return True
+
+
 @strawberry.type
 class Subscription:
     on_new_chat_message = OnNewChatMessage.field()
@@ -221,9 +267,10 @@ class Subscription:
     on_personal = OnPersonal.field()
     on_private = OnPrivate.field()
     on_big = OnBig.field()
+    on_tree = OnTree.field()
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
+schema = strawberry.Schema(query=Query, mutation=Mutations, subscription=Subscription)
 
 
 class TypedConsumer(GraphqlWsConsumer):

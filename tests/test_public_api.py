@@ -38,6 +38,7 @@ def test_public_names() -> None:
             "PayloadSerializationError",
             "Skip",
             "Subscription",
+            "register_payload_type",
         ]
     )
     for name in cgt.__all__:

@@ -425,11 +425,13 @@ async def test_local_dataclass_payload_is_rejected_clearly() -> None:
         await OnEverything.broadcast(payload=Local(x=1))
 
 
+@cgt.register_payload_type
 class Point(NamedTuple):
     x: int
     y: int
 
 
+@cgt.register_payload_type
 @dataclasses.dataclass
 class Tagged:
     room: str
