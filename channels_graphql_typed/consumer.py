@@ -19,24 +19,30 @@ import functools
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
-from graphql import ExecutionResult, OperationType
+from graphql import ExecutionResult, GraphQLError, OperationType
 
 from .context import Context
-from .exceptions import ConnectionRejected
+from .exceptions import ConnectionRejected, OperationRejected
 from .execution import (
     DEFAULT_DOCUMENT_CACHE_SIZE,
     DEFAULT_MAX_QUERY_DEPTH,
     DEFAULT_MAX_QUERY_TOKENS,
     GraphqlExecutor,
+    format_errors,
     format_result,
 )
 from .fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT, get_fanout
-from .operation import OperationSettings, current_operation
+from .operation import (
+    DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION,
+    INTERNAL_ERROR_MESSAGE,
+    OperationSettings,
+    current_operation,
+)
 from .protocol import (
     PROTOCOL_MACHINES,
     SUBPROTOCOLS,
@@ -72,8 +78,6 @@ logger = logging.getLogger("channels_graphql_typed")
 
 _executors: dict[type[GraphqlWsConsumer], GraphqlExecutor] = {}
 _operation_settings: dict[type[GraphqlWsConsumer], OperationSettings] = {}
-
-INTERNAL_ERROR_MESSAGE: Final = "Internal server error"
 
 
 class GraphqlWsConsumer(AsyncWebsocketConsumer):
@@ -141,6 +145,11 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     notification_queue_limit: ClassVar[int | None] = DEFAULT_NOTIFICATION_QUEUE_LIMIT
     """Pending notifications kept per subscriber that does not keep up (oldest dropped);
     a typed subscription class may set its own."""
+
+    max_groups_per_subscription: ClassVar[int | None] = DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION
+    """Most groups one typed subscription's ``subscribe`` may return (None: no limit);
+    beyond it the subscription is refused with an error. A typed subscription class may
+    set its own."""
 
     confirm_subscriptions: ClassVar[bool] = False
     """Send ``subscription_confirmation_message`` as the first result of every
@@ -213,10 +222,26 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
 
     @channel_receive.setter
     def channel_receive(self, receive: ASGIReceiveCallable) -> None:
+        self._channel_receive = cast("ASGIReceiveCallable", self._receive_from_layer)
+
+    async def _receive_from_layer(self) -> dict[str, Any]:
+        # The channel layer is a trust boundary: what comes from it is never taken for
+        # the client's own frames (a writer to Redis can learn channel names), and a
+        # message no handler takes is dropped, not an end of the connection.
         health = get_fanout(self.channel_layer_alias).health
-        self._channel_receive = cast(
-            "ASGIReceiveCallable", functools.partial(health.receive, self.channel_name)
-        )
+        while True:
+            message: Any = await health.receive(self.channel_name)
+            kind = message.get("type") if isinstance(message, dict) else None
+            if (
+                isinstance(kind, str)
+                and not kind.startswith(("websocket.", "."))
+                and callable(getattr(self, get_handler_name(message), None))
+            ):
+                return cast("dict[str, Any]", message)
+            health.malformed_message(
+                f"a message of type {str(kind)[:40]!r} for a connection, which has no "
+                "handler for it"
+            )
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch takes a thread hop per message to close stale database
@@ -341,7 +366,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         settings = _operation_settings.get(type(self))
         if settings is None:
             settings = _operation_settings[type(self)] = OperationSettings(
-                self.notification_queue_limit
+                self.notification_queue_limit, self.max_groups_per_subscription
             )
         return settings
 
@@ -420,10 +445,19 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         try:
             try:
                 await self.on_operation(operation.id, operation.payload)
-            except Exception as exc:
+            except OperationRejected as exc:
                 await self._perform(
                     machine.send_errors(operation, [error(str(exc) or "Operation rejected")])
                 )
+                return
+            except GraphQLError as exc:
+                await self._perform(machine.send_errors(operation, format_errors([exc])))
+                return
+            except Exception:
+                # A bug of the hook, or of what it calls: its text is not for the client
+                # (it may name a database or a broker).
+                logger.exception("on_operation raised; operation %r refused", operation.id)
+                await self._perform(machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)]))
                 return
             prepared = self.executor().prepare(operation.payload)
             if isinstance(prepared, list):
@@ -469,10 +503,10 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             try:
                 async for payload_json in stream:
                     await self._perform(machine.send_serialized_result(operation, payload_json))
-            except Exception as exc:
+            except Exception:
                 # The source stream itself failed (not a resolver inside one event).
                 logger.exception("Subscription %r failed", operation.id)
-                await self._perform(machine.send_errors(operation, [error(str(exc))]))
+                await self._perform(machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)]))
                 return
             await self._perform(machine.complete(operation))
         finally:

@@ -53,7 +53,8 @@ class OperationRejected(GraphqlWsError):
     """Raise from ``GraphqlWsConsumer.on_operation`` to refuse one operation.
 
     The client gets an operation error with this message; the connection stays open.
-    Any other exception raised by ``on_operation`` refuses the operation the same way.
+    A :class:`graphql.GraphQLError` raised there reaches the client as it is; any other
+    exception refuses the operation with a generic message and is logged.
     """
 
 

@@ -54,6 +54,7 @@ from graphql.execution import create_source_event_stream, execute_subscription_e
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 
+from .exceptions import OperationRejected
 from .operation import PublishFailure
 
 if TYPE_CHECKING:
@@ -210,11 +211,12 @@ def format_errors(errors: Sequence[GraphQLError]) -> list[FormattedError]:
 
 
 def format_result(result: ExecutionResult) -> ExecutionResultPayload:
-    """The wire form of a result; unexpected resolver exceptions are logged."""
+    """The wire form of a result; unexpected resolver exceptions are logged (a
+    :class:`GraphQLError` or an :class:`OperationRejected` is an answer, not a failure)."""
     if result.errors:
         for error in result.errors:
             original = error.original_error
-            if original is not None and not isinstance(original, GraphQLError):
+            if original is not None and not isinstance(original, GraphQLError | OperationRejected):
                 logger.error(
                     "Exception in a resolver of field %s",
                     ".".join(str(part) for part in error.path or ()),

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import collections.abc
 import contextlib
 import hashlib
 import logging
@@ -65,6 +66,7 @@ from typing import TYPE_CHECKING, Any, Final
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
 
+from .exceptions import PayloadSerializationError
 from .serialization import deserialize_payload
 
 if TYPE_CHECKING:
@@ -88,6 +90,9 @@ RETRY_MAX_DELAY: Final = 2.0
 """Longest wait, in seconds, between two retries while the channel layer fails."""
 EPISODE_SETTLE: Final = 10.0
 """Seconds after the layer answers again during which new failures are not logged."""
+MALFORMED_LOG_INTERVAL: Final = 60.0
+"""Seconds during which further malformed channel-layer messages are counted, not
+logged, after one was logged."""
 PROBE_GROUP: Final = "cgt.probe"
 """Retries send to this group, which nobody joins: a harmless round trip to the layer."""
 
@@ -325,6 +330,11 @@ class ChannelLayerHealth:
         self._timeout_warned = False
         self.episodes = 0
         """How many failure episodes began (each was logged once)."""
+        self.malformed = 0
+        """How many channel-layer messages were dropped as malformed (logged at most once
+        per :data:`MALFORMED_LOG_INTERVAL`)."""
+        self._malformed_logged_at: float | None = None
+        self._malformed_unlogged = 0
 
     @property
     def failing(self) -> bool:
@@ -349,6 +359,25 @@ class ChannelLayerHealth:
                 )
         if self._prober is None or self._prober.done():
             self._prober = asyncio.ensure_future(self._probe())
+
+    def malformed_message(self, reason: str) -> None:
+        """Count a dropped message; log it unless one was logged in the last
+        :data:`MALFORMED_LOG_INTERVAL` seconds (then the next log says how many)."""
+        self.malformed += 1
+        now = asyncio.get_running_loop().time()
+        logged_at = self._malformed_logged_at
+        if logged_at is not None and now - logged_at < MALFORMED_LOG_INTERVAL:
+            self._malformed_unlogged += 1
+            return
+        unlogged, self._malformed_unlogged = self._malformed_unlogged, 0
+        self._malformed_logged_at = now
+        logger.warning(
+            "Dropped a malformed message from the channel layer %r: %s%s. Anything that "
+            "can write to the layer can send such messages: keep it private",
+            self._alias,
+            reason,
+            f" ({unlogged} more dropped since the previous warning)" if unlogged else "",
+        )
 
     async def wait_until_reachable(self) -> None:
         """Return once no episode is open (at once if none is)."""
@@ -381,7 +410,12 @@ class ChannelLayerHealth:
             try:
                 return await _receive_to_the_end(self._layer, channel)
             except Exception as error:
-                if not self.is_idle_timeout(error):
+                if _is_undecodable(error):
+                    # The layer took a message it cannot decode (channels-redis' core
+                    # layer reads all of a process's channels together: it may be any
+                    # of them, the fan-out's included). The layer works.
+                    self.malformed_message(f"the layer cannot decode it ({error!r:.200})")
+                elif not self.is_idle_timeout(error):
                     self.report(error)
                     await self.wait_until_reachable()
 
@@ -408,8 +442,42 @@ class ChannelLayerHealth:
         self._reachable.set()
 
 
+class _GroupLocks:
+    """One lock per group name, alive while something holds or awaits it: the fan-out's
+    changes to one group's membership in the layer happen one at a time, in order, while
+    different groups' go on concurrently."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, group: str) -> collections.abc.AsyncIterator[None]:
+        entry = self._locks.get(group)
+        if entry is None:
+            entry = self._locks[group] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[group]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 class FanOut:
-    """The fan-out of one event loop for one channel layer."""
+    """The fan-out of one event loop for one channel layer.
+
+    Concurrency: nothing is held across a round trip to the layer but the lock of the one
+    group being added or discarded (:class:`_GroupLocks`), and, once per busy period, the
+    lock that creates or retires the process's channel. A subscription joining many groups
+    therefore delays no other subscription's join; two subscriptions joining one group
+    both return once the layer has it.
+    """
 
     def __init__(self, layer: BaseChannelLayer, alias: str = DEFAULT_CHANNEL_LAYER) -> None:
         self.layer = layer
@@ -418,7 +486,13 @@ class FanOut:
         self._channel: str | None = None
         self._listener: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
+        # Creates and retires the channel (and its tasks); held across no group's round
+        # trips.
+        self._channel_lock = asyncio.Lock()
+        self._group_locks = _GroupLocks()
+        # Groups whose group_add on the current channel has completed (and that were not
+        # discarded since): a joiner of such a group has nothing to wait for.
+        self._joined: set[str] = set()
         self._cleanups: set[asyncio.Task[None]] = set()
 
     @property
@@ -442,15 +516,44 @@ class FanOut:
 
     async def join(self, registration: Registration, groups: set[str]) -> None:
         """Add the subscription to the groups; returns once the channel layer has them."""
-        async with self._lock:
-            channel = await self._ensure_channel()
-            for group in sorted(groups - registration.groups):
-                # Record first: if this is cancelled half-way, leave() still undoes it.
-                registration.groups.add(group)
-                members = self.members.setdefault(group, set())
-                members.add(registration)
-                if len(members) == 1:
-                    await self.layer.group_add(group, channel)
+        new = sorted(groups - registration.groups)
+        if not new:
+            return
+        channel = await self._ensure_channel()
+        # Recorded first, all of it and with no await between the channel and here: the
+        # channel is not retired while it has members, and if this is cancelled half-way,
+        # leave() still undoes it.
+        for group in new:
+            registration.groups.add(group)
+            self.members.setdefault(group, set()).add(registration)
+        for group in new:
+            if group not in self._joined:
+                await self._add(group, channel)
+
+    async def _membership(
+        self,
+        change: collections.abc.Callable[[str, str], collections.abc.Awaitable[None]],
+        group: str,
+        channel: str,
+    ) -> None:
+        # Redis closes idle pooled connections (its ``timeout`` setting), and a pooled
+        # connection that Redis closed fails its next command: that is not an outage,
+        # and one more try, on a fresh connection, succeeds.
+        try:
+            await change(group, channel)
+        except Exception:
+            if _cancelling():
+                raise
+            await change(group, channel)
+
+    async def _add(self, group: str, channel: str) -> None:
+        async with self._group_locks.hold(group):
+            # Whoever held the lock before may have added it (another joiner) or the
+            # channel may have changed (then this joiner was cancelled and left).
+            if group in self._joined or group not in self.members or channel != self._channel:
+                return
+            await self._membership(self.layer.group_add, group, channel)
+            self._joined.add(group)
 
     async def leave(self, registration: Registration) -> None:
         """Remove the subscription from all its groups.
@@ -483,36 +586,46 @@ class FanOut:
     async def _discard(self, groups: list[str], channel: str | None) -> None:
         """Discard ``channel`` -- the process's channel when the groups emptied -- from
         them, unless a group has members again on that same channel."""
-        async with self._lock:
-            try:
-                if channel is not None:
-                    for group in groups:
+        try:
+            if channel is not None:
+                for group in groups:
+                    async with self._group_locks.hold(group):
                         if group in self.members and channel == self._channel:
                             continue  # joined again while this waited for the lock
+                        if channel == self._channel:
+                            # Before the round trip: a joiner arriving meanwhile waits
+                            # for this lock, then adds the group again.
+                            self._joined.discard(group)
                         try:
-                            await self.layer.group_discard(group, channel)
+                            await self._membership(self.layer.group_discard, group, channel)
                         except Exception as error:
                             self.health.report(error)
-            finally:
-                if not self.members:
-                    await self._stop()
+        finally:
+            if not self.members:
+                async with self._channel_lock:
+                    if not self.members:
+                        await self._stop()
 
     async def _ensure_channel(self) -> str:
         # A fresh channel per busy period: a layer may forget a channel whose receive()
         # was cancelled (channels-redis' pub/sub layer does), and layers drop the buffers
         # of channels nobody receives from.
-        if self._channel is None:
-            self._channel = await _new_fanout_channel(self.layer)
-        if self._listener is None:
-            self._listener = asyncio.ensure_future(self._listen(self._channel))
-            interval = self.refresh_interval
-            if interval is not None:
-                self._refresher = asyncio.ensure_future(self._refresh(self._channel, interval))
-        return self._channel
+        if self._channel is not None and self._listener is not None:
+            return self._channel
+        async with self._channel_lock:
+            if self._channel is None:
+                self._channel = await _new_fanout_channel(self.layer)
+            if self._listener is None:
+                self._listener = asyncio.ensure_future(self._listen(self._channel))
+                interval = self.refresh_interval
+                if interval is not None:
+                    self._refresher = asyncio.ensure_future(self._refresh(self._channel, interval))
+            return self._channel
 
     async def _stop(self) -> None:
         listener, refresher, channel = self._listener, self._refresher, self._channel
         self._listener = self._refresher = self._channel = None
+        self._joined.clear()
         if refresher is not None:
             refresher.cancel()
         if listener is not None and channel is not None:
@@ -525,13 +638,22 @@ class FanOut:
             except Exception as error:
                 if _cancelling():  # a layer that turned the cancellation into an error
                     raise asyncio.CancelledError from error
-                if not self.health.is_idle_timeout(error):
+                if _is_undecodable(error):
+                    # The layer took a message off the channel and could not decode it:
+                    # the layer works; the message is dropped.
+                    self.health.malformed_message(f"the layer cannot decode it ({error!r:.200})")
+                elif not self.health.is_idle_timeout(error):
                     self.health.report(error)
                     await self._rejoin_when_reachable(channel)
                 continue
             if _cancelling():  # a cancellation swallowed on the way (see end_receive)
                 raise asyncio.CancelledError
-            self.dispatch(message)
+            try:
+                self.dispatch(message)
+            except Exception as error:
+                # Nothing a message holds may end the listener: every later broadcast to
+                # this process would be lost.
+                self.health.malformed_message(f"{type(error).__name__}: {error!s:.200}")
 
     async def _rejoin_when_reachable(self, channel: str) -> None:
         # The layer failed, and may have lost this process's memberships with it (a
@@ -540,13 +662,18 @@ class FanOut:
         while True:
             await self.health.wait_until_reachable()
             try:
-                async with self._lock:
-                    for group in sorted(self.members):
-                        await self.layer.group_add(group, channel)
+                for group in sorted(self.members):
+                    await self._re_add(group, channel)
             except Exception as error:
                 self.health.report(error)
                 continue
             return
+
+    async def _re_add(self, group: str, channel: str) -> None:
+        async with self._group_locks.hold(group):
+            if group in self.members and channel == self._channel:
+                await self._membership(self.layer.group_add, group, channel)
+                self._joined.add(group)
 
     async def _refresh(self, channel: str, interval: float) -> None:
         # Layers expire memberships (channels-redis: group_expiry, one day by default,
@@ -555,39 +682,61 @@ class FanOut:
         while True:
             await asyncio.sleep(interval)
             for group in sorted(self.members):
-                async with self._lock:
-                    if group not in self.members:
-                        continue
-                    try:
-                        await self.layer.group_add(group, channel)
-                    except Exception as error:
-                        # The listener's receive fails as well, and re-adds every group
-                        # once the layer answers again.
-                        self.health.report(error)
-                        break
+                try:
+                    await self._re_add(group, channel)
+                except Exception as error:
+                    # The listener's receive fails as well, and re-adds every group
+                    # once the layer answers again.
+                    self.health.report(error)
+                    break
 
-    def dispatch(self, message: dict[str, Any]) -> None:
-        """Deliver one channel-layer message to the local subscriptions of its group."""
+    def dispatch(self, message: object) -> None:
+        """Deliver one channel-layer message to the local subscriptions of its group.
+
+        The message is untrusted (see README, "The channel layer is a trust boundary"):
+        one that is not a fan-out message is dropped with a warning (see
+        :meth:`ChannelLayerHealth.malformed_message`); one of a group without local
+        members (left a moment ago) is dropped silently.
+        """
+        if not isinstance(message, dict):
+            self.health.malformed_message(f"not a mapping but {type(message).__name__}")
+            return
+        kind = message.get("type")
+        if kind in (WAKE_UP, PROBE_GROUP):
+            return  # the fan-out's own (see end_receive, ChannelLayerHealth)
         group = message.get("group")
-        members = self.members.get(group) if isinstance(group, str) else None
+        if kind not in (NOTIFY, UNSUBSCRIBE) or not isinstance(group, str):
+            self.health.malformed_message(
+                f"type {str(kind)[:40]!r}, group of type {type(group).__name__}"
+            )
+            return
+        members = self.members.get(group)
         if not members:
             return
-        match message.get("type"):
-            case "cgt.notify":
-                try:
-                    payload = deserialize_payload(message["payload"])
-                except Exception:
-                    logger.exception("Cannot decode a broadcast payload for group %s", group)
-                    return
-                for registration in members:
-                    try:
-                        registration.queue.put(payload)
-                    except Exception:
-                        # One subscriber's failure must not stop the process's listener.
-                        logger.exception("Cannot queue a notification for group %s", group)
-            case "cgt.unsubscribe":
-                for registration in members:
-                    registration.queue.close()
+        if kind == UNSUBSCRIBE:
+            for registration in list(members):
+                registration.queue.close()
+            return
+        try:
+            payload = deserialize_payload(message.get("payload"))
+        except PayloadSerializationError as error:
+            self.health.malformed_message(f"its payload for group {group} was refused: {error}")
+            return
+        for registration in list(members):
+            try:
+                registration.queue.put(payload)
+            except Exception:
+                # One subscriber's failure must not stop the process's listener.
+                logger.exception("Cannot queue a notification for group %s", group)
+
+
+def _is_undecodable(error: Exception) -> bool:
+    """Whether a receive failed on the message it took (bytes that do not decode to a
+    message), not on the layer: channels-redis decodes after it took the message."""
+    unpack_errors = sys.modules.get("msgpack.exceptions")
+    if unpack_errors is not None and isinstance(error, unpack_errors.UnpackException):
+        return True
+    return isinstance(error, ValueError | TypeError | KeyError | AttributeError)
 
 
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, FanOut]] = (

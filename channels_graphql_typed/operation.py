@@ -15,12 +15,23 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+from typing import Final
+
+INTERNAL_ERROR_MESSAGE: Final = "Internal server error"
+"""What a client gets for a failure of the server that is not its business (the
+exception is logged, with its traceback, once)."""
+
+DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION: Final = 100
+"""Most groups one subscription's ``subscribe`` may return (besides its class's default
+group): each costs a round trip to the channel layer and a membership there."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class OperationSettings:
     notification_queue_limit: int | None
     """The consumer's default bound of a subscriber's notification queue."""
+    max_groups_per_subscription: int | None = DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION
+    """The consumer's default bound of the groups one subscription joins."""
 
 
 current_operation: contextvars.ContextVar[OperationSettings | None] = contextvars.ContextVar(

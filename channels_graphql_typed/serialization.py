@@ -528,7 +528,7 @@ def _lookup(name: object, base: type) -> Any:
     return cls
 
 
-def deserialize_payload(data: bytes) -> Any:
+def deserialize_payload(data: object) -> Any:
     """The payload that :func:`serialize_payload` serialized, with the same types.
 
     Total: for any input that is not such a payload (another format, too large, too

@@ -42,8 +42,10 @@ from typing import (
 import strawberry
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
+from graphql import GraphQLError
 
 from .context import Context
+from .exceptions import OperationRejected
 from .execution import TYPED_SUBSCRIPTION_MARKER
 from .fanout import (
     DEFAULT_NOTIFICATION_QUEUE_LIMIT,
@@ -58,7 +60,12 @@ from .fanout import (
     get_fanout,
     group_name,
 )
-from .operation import PublishFailure, current_operation
+from .operation import (
+    DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION,
+    INTERNAL_ERROR_MESSAGE,
+    PublishFailure,
+    current_operation,
+)
 from .serialization import register_annotation, serialize_payload
 
 if TYPE_CHECKING:
@@ -92,10 +99,15 @@ class Subscription(Generic[PayloadT]):
     * ``notification_queue_limit``: bound of each subscriber's queue of pending
       notifications (None: the consumer's ``notification_queue_limit``); on overflow
       the oldest is dropped and a warning logged.
+    * ``max_groups_per_subscription``: most groups ``subscribe`` may return (None: the
+      consumer's); beyond it the client gets an error and nothing is joined.
     * ``channel_layer_alias``: the channel layer that carries broadcasts.
     """
 
     notification_queue_limit: ClassVar[int | None] = None
+    max_groups_per_subscription: ClassVar[int | None] = None
+    """Most groups ``subscribe`` may return for one subscription (None: the consumer's
+    ``max_groups_per_subscription``); beyond it the subscription is refused."""
     channel_layer_alias: ClassVar[str] = DEFAULT_CHANNEL_LAYER
     payload_types: ClassVar[Sequence[type]] = ()
     """Classes that may travel inside this class's payloads although its type parameter
@@ -272,19 +284,27 @@ def _resolver_for(cls: type[Subscription[Any]]) -> Any:
     return resolver
 
 
-def _validated_groups(cls: type[Subscription[Any]], groups: object) -> set[str]:
+def _validated_groups(cls: type[Subscription[Any]], groups: object, limit: int | None) -> set[str]:
     if isinstance(groups, str) or not isinstance(groups, collections.abc.Iterable):
         raise TypeError(
             f"{cls.__qualname__}.subscribe must return a sequence of group names, "
             f"not {type(groups).__name__}"
         )
-    names = {group_name(cls.group_namespace, None)}
+    names = set()
     for group in groups:
         if not isinstance(group, str):
             raise TypeError(
                 f"{cls.__qualname__}.subscribe returned a group that is not a str: {group!r}"
             )
         names.add(group_name(cls.group_namespace, group))
+        if limit is not None and len(names) > limit:
+            # Refused before anything is joined (a subscription's groups may come from
+            # its arguments, that is from the client).
+            raise OperationRejected(
+                f"Too many groups: {cls.__qualname__} may join at most {limit} "
+                "(max_groups_per_subscription)"
+            )
+    names.add(group_name(cls.group_namespace, None))
     return names
 
 
@@ -299,16 +319,28 @@ async def _open_stream(
             if settings is not None
             else DEFAULT_NOTIFICATION_QUEUE_LIMIT
         )
-    groups = _validated_groups(cls, await cls.subscribe(info, **arguments))
+    max_groups = cls.max_groups_per_subscription
+    if max_groups is None:
+        max_groups = (
+            settings.max_groups_per_subscription
+            if settings is not None
+            else DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION
+        )
+    groups = _validated_groups(cls, await cls.subscribe(info, **arguments), max_groups)
     fanout = get_fanout(cls.channel_layer_alias)
     registration = Registration(NotificationQueue(limit, f"{cls.__qualname__}"))
     try:
         await fanout.join(registration, groups)
-    except BaseException:
+    except BaseException as error:
         # Cancelled (the client completed during subscribe) or the layer failed: undo
         # whatever part of the registration happened.
         await fanout.leave(registration)
-        raise
+        if not isinstance(error, Exception):
+            raise
+        # The layer's failure is the operators' business (logged once per episode), not
+        # the client's: its text may name the layer's address.
+        fanout.health.report(error)
+        raise GraphQLError(INTERNAL_ERROR_MESSAGE) from error
     return SubscriptionStream(cls, info, arguments, fanout, registration)
 
 
@@ -342,7 +374,7 @@ class SubscriptionStream(Generic[PayloadT]):
             try:
                 value = await self._cls.publish(payload, self._info, **self._arguments)
             except Exception as exc:
-                logger.exception("%s.publish raised", self._cls.__qualname__)
+                # Logged once, where the notification's result is formatted.
                 return PublishFailure(exc)
             if value is SKIP:
                 continue

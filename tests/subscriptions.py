@@ -246,6 +246,18 @@ class OnTree(cgt.Subscription[Tree]):
     label: str
 
 
+class OnRooms(cgt.Subscription[ChatEvent]):
+    """Chat messages of every room the client names: its groups come from its
+    arguments, that is from the client."""
+
+    chatroom: str
+    text: str
+
+    @classmethod
+    async def subscribe(cls, info: cgt.Info, rooms: list[str]) -> list[str]:
+        return rooms
+
+
 @strawberry.type
 class Mutations(Mutation):
     @strawberry.mutation
@@ -268,6 +280,7 @@ class Subscription:
     on_private = OnPrivate.field()
     on_big = OnBig.field()
     on_tree = OnTree.field()
+    on_rooms = OnRooms.field()
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutations, subscription=Subscription)
