@@ -32,6 +32,7 @@ from django.contrib.auth import aauthenticate, alogin
 
 import channels_graphql_typed as cgt
 
+from .authentication import end_login_if_session_ended
 from .models import ChatMessage
 
 if TYPE_CHECKING:
@@ -180,7 +181,8 @@ class Mutation:
             context.scope = {**context.scope, "user": user}
         else:
             # Channels' login updates scope["user"] and the connection's session, which
-            # the following operations of this connection see.
+            # the following operations of this connection see (until the session ends:
+            # ChatConsumer.on_operation).
             await channels_login(cast("Any", context.scope), user)
             await database_sync_to_async(context.scope["session"].save)()
         logger.info("%s logged in", user.get_username())
@@ -204,3 +206,9 @@ class ChatConsumer(cgt.GraphqlWsConsumer):
     # that waits for it misses no message sent afterwards.
     confirm_subscriptions = True
     send_ping_every = 20
+
+    async def on_operation(self, id: str, payload: cgt.OperationPayload) -> None:
+        # A socket does not outlive its login: once the user's session is gone (a
+        # logout elsewhere, expiry) or was made with another password, the connection
+        # is anonymous from this operation on.
+        await end_login_if_session_ended(self.context)
