@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any, Final, Self, cast
 import strawberry
 from channels.auth import login as channels_login
 from channels.db import database_sync_to_async
-from django.contrib.auth import aauthenticate, alogin
+from django.contrib.auth import alogin
+from graphql import GraphQLError
 
 import channels_graphql_typed as cgt
 
-from .authentication import end_login_if_session_ended
+from .authentication import authenticate_limited, end_login_if_session_ended
+from .login_attempts import TooManyLoginAttempts
 from .models import ChatMessage
 
 if TYPE_CHECKING:
@@ -63,6 +65,14 @@ class ChatContext(cgt.Context):
     """
 
     request: HttpRequest | None = None
+
+    @property
+    def login_client(self) -> str:
+        """Whom failed logins count against, besides the username: the WebSocket
+        connection, or over HTTP the client's address."""
+        if self.request is None:
+            return f"connection:{self.channel_name}"
+        return f"address:{self.request.META.get('REMOTE_ADDR', '')}"
 
 
 ChatInfo = strawberry.Info[ChatContext, None]
@@ -172,7 +182,16 @@ class Mutation:
     @strawberry.mutation
     async def login(self, info: ChatInfo, username: str, password: str) -> LoginResult:
         context = info.context
-        user = await aauthenticate(context.request, username=username, password=password)
+        # The password is checked off the event loop, and not at all after too many
+        # failures for the username or the client (see chat.authentication).
+        try:
+            user = await authenticate_limited(
+                context.request, username, password, client=context.login_client
+            )
+        except TooManyLoginAttempts as exc:
+            # A GraphQL error rather than a resolver's exception: expected, so not
+            # logged with a traceback each time.
+            raise GraphQLError(str(exc), extensions={"retryAfter": exc.retry_after}) from None
         if user is None:
             return LoginResult(ok=False)
         if context.request is not None:
