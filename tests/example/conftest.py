@@ -8,6 +8,7 @@ share it, so each one uses chatrooms of its own (:func:`new_room`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -108,14 +109,19 @@ def run_manage(environment: dict[str, str], *arguments: str) -> subprocess.Compl
     return completed
 
 
-@pytest.fixture(scope="package")
-def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
-    """The chat example on uvicorn, with a fresh database holding the demo user."""
-    directory = tmp_path_factory.mktemp("chat")
+def example_environment(database: Path) -> dict[str, str]:
+    """The environment of the example's processes, with its database at ``database``."""
     environment = dict(os.environ)
-    environment["CHAT_DATABASE"] = str(directory / "chat.sqlite3")
+    environment["CHAT_DATABASE"] = str(database)
     environment["PYTHONUNBUFFERED"] = "1"
     environment.pop("DJANGO_SETTINGS_MODULE", None)  # manage.py and asgi.py set theirs
+    return environment
+
+
+@contextlib.contextmanager
+def serving_chat_example(directory: Path, environment: dict[str, str]) -> Iterator[ChatServer]:
+    """Migrate the database of ``environment``, create the demo user and serve the
+    example with uvicorn (its output in ``directory``) until the block ends."""
     run_manage(environment, "migrate", "--noinput", "-v", "0")
     run_manage(environment, "ensure_demo_user")
     for attempt in range(1, START_ATTEMPTS + 1):
@@ -146,6 +152,15 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer
                 f"uvicorn did not accept connections on {HOST}:{port} within "
                 f"{STARTUP_TIMEOUT} s (exit code {process.returncode}); its output:\n{output}"
             )
+
+
+@pytest.fixture(scope="package")
+def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
+    """The chat example on uvicorn, with a fresh database holding the demo user."""
+    directory = tmp_path_factory.mktemp("chat")
+    environment = example_environment(directory / "chat.sqlite3")
+    with serving_chat_example(directory, environment) as server:
+        yield server
 
 
 def node_packages_installed() -> bool:

@@ -28,10 +28,13 @@ from typing import TYPE_CHECKING, Any, Final, Self, cast
 import strawberry
 from channels.auth import login as channels_login
 from channels.db import database_sync_to_async
-from django.contrib.auth import aauthenticate, alogin
+from django.contrib.auth import alogin
+from graphql import GraphQLError
 
 import channels_graphql_typed as cgt
 
+from .authentication import authenticate_limited, end_login_if_session_ended
+from .login_attempts import TooManyLoginAttempts
 from .models import ChatMessage
 
 if TYPE_CHECKING:
@@ -62,6 +65,14 @@ class ChatContext(cgt.Context):
     """
 
     request: HttpRequest | None = None
+
+    @property
+    def login_client(self) -> str:
+        """Whom failed logins count against, besides the username: the WebSocket
+        connection, or over HTTP the client's address."""
+        if self.request is None:
+            return f"connection:{self.channel_name}"
+        return f"address:{self.request.META.get('REMOTE_ADDR', '')}"
 
 
 ChatInfo = strawberry.Info[ChatContext, None]
@@ -171,7 +182,16 @@ class Mutation:
     @strawberry.mutation
     async def login(self, info: ChatInfo, username: str, password: str) -> LoginResult:
         context = info.context
-        user = await aauthenticate(context.request, username=username, password=password)
+        # The password is checked off the event loop, and not at all after too many
+        # failures for the username or the client (see chat.authentication).
+        try:
+            user = await authenticate_limited(
+                context.request, username, password, client=context.login_client
+            )
+        except TooManyLoginAttempts as exc:
+            # A GraphQL error rather than a resolver's exception: expected, so not
+            # logged with a traceback each time.
+            raise GraphQLError(str(exc), extensions={"retryAfter": exc.retry_after}) from None
         if user is None:
             return LoginResult(ok=False)
         if context.request is not None:
@@ -180,7 +200,8 @@ class Mutation:
             context.scope = {**context.scope, "user": user}
         else:
             # Channels' login updates scope["user"] and the connection's session, which
-            # the following operations of this connection see.
+            # the following operations of this connection see (until the session ends:
+            # ChatConsumer.on_operation).
             await channels_login(cast("Any", context.scope), user)
             await database_sync_to_async(context.scope["session"].save)()
         logger.info("%s logged in", user.get_username())
@@ -204,3 +225,9 @@ class ChatConsumer(cgt.GraphqlWsConsumer):
     # that waits for it misses no message sent afterwards.
     confirm_subscriptions = True
     send_ping_every = 20
+
+    async def on_operation(self, id: str, payload: cgt.OperationPayload) -> None:
+        # A socket does not outlive its login: once the user's session is gone (a
+        # logout elsewhere, expiry) or was made with another password, the connection
+        # is anonymous from this operation on.
+        await end_login_if_session_ended(self.context)
