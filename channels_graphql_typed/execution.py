@@ -1,7 +1,12 @@
 """The one place that talks to graphql-core.
 
-* :class:`DocumentCache` parses and validates each distinct query text once (bounded
-  LRU), so a thousand clients sending the same subscription cost one parse.
+* :class:`DocumentCache` parses and validates each distinct query text once (an LRU
+  bounded by entries and by the GraphQL tokens it holds), so a thousand clients
+  sending the same subscription cost one parse. Long documents are parsed and
+  validated in a thread of their own, one at a time, so that a client sending big
+  distinct documents cannot stall the event loop that serves everyone else.
+* Results are bounded as they are built: an operation whose response would grow past
+  ``max_result_size`` stops growing there and gets one error instead.
 * :class:`GraphqlExecutor` runs operations against the GraphQLSchema that a
   Strawberry schema wraps: queries and mutations with ``execute``, subscriptions with
   ``subscribe``.
@@ -69,10 +74,22 @@ logger = logging.getLogger("channels_graphql_typed")
 
 STRAWBERRY_DEFINITION: Final = "strawberry-definition"
 DEFAULT_DOCUMENT_CACHE_SIZE: Final = 1000
+DEFAULT_DOCUMENT_CACHE_TOKENS: Final = 100_000
+"""GraphQL tokens the document cache may hold in all (a parsed document costs a few
+hundred bytes per token: about 40 MiB at most)."""
 DEFAULT_MAX_QUERY_TOKENS: Final = 10_000
 DEFAULT_MAX_QUERY_DEPTH: Final = 32
+DEFAULT_MAX_QUERY_ALIASES: Final = 100
+DEFAULT_MAX_RESULT_SIZE: Final = 2 * 1024 * 1024
 MAX_CACHED_QUERY_LENGTH: Final = 64 * 1024
 """Longer query texts are parsed every time: the cache must not hold huge keys."""
+LONG_DOCUMENT_LENGTH: Final = 4096
+"""Query texts at least this long are parsed and validated off the event loop."""
+ASYNC_FIELD_COST: Final = 128
+"""What a field resolved asynchronously counts against ``max_result_size``."""
+RESULT_TOO_LARGE: Final = (
+    "The result is too large: it would exceed {limit} bytes (max_result_size)."
+)
 
 
 def max_depth_rule(max_depth: int) -> type[ASTValidationRule]:
@@ -129,12 +146,46 @@ def max_depth_rule(max_depth: int) -> type[ASTValidationRule]:
     return MaxQueryDepthRule
 
 
+def max_aliases_rule(max_aliases: int) -> type[ASTValidationRule]:
+    """A validation rule rejecting documents with more than ``max_aliases`` aliased
+    fields: aliases are how one small document asks for the same costly field many
+    times."""
+
+    class MaxQueryAliasesRule(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self._count = 0
+
+        def enter_field(self, node: FieldNode, *_: Any) -> None:
+            if node.alias is None:
+                return
+            self._count += 1
+            if self._count == max_aliases + 1:
+                self.report_error(
+                    GraphQLError(f"The document has more than {max_aliases} aliases.", node)
+                )
+
+    return MaxQueryAliasesRule
+
+
+def count_tokens(document: DocumentNode) -> int:
+    """How many lexical tokens the parser read for ``document`` (what its AST costs)."""
+    count = 0
+    token = document.loc.start_token if document.loc is not None else None
+    while token is not None:
+        count += 1
+        token = token.next
+    return count
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PreparedDocument:
     """A parsed and validated document, or the errors that made it invalid."""
 
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...]
+    tokens: int = 0
+    """The document's size in lexical tokens (0 when it could not be parsed)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,6 +197,8 @@ class PreparedOperation:
     operation: OperationDefinitionNode
     variables: dict[str, Any] | None
     operation_name: str | None
+    tokens: int = 0
+    """The document's size in lexical tokens."""
 
     @property
     def operation_type(self) -> OperationType:
@@ -153,42 +206,86 @@ class PreparedOperation:
 
 
 class DocumentCache:
-    """Parse + validate once per query text; a bounded LRU shared by all connections."""
+    """Parse + validate once per query text; an LRU shared by all connections, bounded by
+    its number of entries and by the tokens of the documents it holds."""
 
     def __init__(
         self,
         schema: GraphQLSchema,
         *,
         max_size: int = DEFAULT_DOCUMENT_CACHE_SIZE,
+        max_cached_tokens: int = DEFAULT_DOCUMENT_CACHE_TOKENS,
         rules: Sequence[type[ASTValidationRule]] | None = None,
         max_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
         self._schema = schema
         self._max_size = max_size
+        self._max_cached_tokens = max_cached_tokens
         self._rules = rules
         self._max_tokens = max_tokens
         self._entries: collections.OrderedDict[str, PreparedDocument] = collections.OrderedDict()
-        # Connections run on one loop, but a cache may be shared by several loops in
-        # tests or in several threads; the lock keeps the LRU consistent.
+        self._cached_tokens = 0
+        # Connections run on one loop, but long documents are prepared in a thread (and a
+        # cache may be shared by several loops in tests): the lock keeps the LRU
+        # consistent.
         self._lock = threading.Lock()
+        self._long_documents: concurrent.futures.ThreadPoolExecutor | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def cached_tokens(self) -> int:
+        """The tokens of the documents held now."""
+        return self._cached_tokens
+
     def get(self, query: str) -> PreparedDocument:
+        """The prepared document of ``query``, parsed on the calling thread if needed."""
+        entry = self._lookup(query)
+        if entry is None:
+            entry = self._prepare(query)
+            self._store(query, entry)
+        return entry
+
+    async def get_async(self, query: str) -> PreparedDocument:
+        """Like :meth:`get`, with long documents prepared in a thread of their own, one
+        at a time: the loop serves other connections meanwhile."""
+        entry = self._lookup(query)
+        if entry is not None:
+            return entry
+        if len(query) < LONG_DOCUMENT_LENGTH:
+            entry = self._prepare(query)
+        else:
+            if self._long_documents is None:
+                self._long_documents = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="graphql-documents"
+                )
+            loop = asyncio.get_running_loop()
+            entry = await loop.run_in_executor(self._long_documents, self._prepare, query)
+        self._store(query, entry)
+        return entry
+
+    def _lookup(self, query: str) -> PreparedDocument | None:
         with self._lock:
             entry = self._entries.get(query)
             if entry is not None:
                 self._entries.move_to_end(query)
-                return entry
-        entry = self._prepare(query)
-        if len(query) > MAX_CACHED_QUERY_LENGTH:
             return entry
+
+    def _store(self, query: str, entry: PreparedDocument) -> None:
+        if len(query) > MAX_CACHED_QUERY_LENGTH or entry.tokens > self._max_cached_tokens:
+            return
         with self._lock:
+            previous = self._entries.pop(query, None)
+            if previous is not None:
+                self._cached_tokens -= previous.tokens
             self._entries[query] = entry
-            while len(self._entries) > self._max_size:
-                self._entries.popitem(last=False)
-        return entry
+            self._cached_tokens += entry.tokens
+            while len(self._entries) > self._max_size or (
+                self._cached_tokens > self._max_cached_tokens
+            ):
+                _, evicted = self._entries.popitem(last=False)
+                self._cached_tokens -= evicted.tokens
 
     def _prepare(self, query: str) -> PreparedDocument:
         try:
@@ -197,13 +294,14 @@ class DocumentCache:
             return PreparedDocument(None, (exc,))
         except RecursionError:
             return PreparedDocument(None, (GraphQLError("Document is nested too deeply."),))
+        tokens = count_tokens(document)
         try:
             errors = graphql.validate(self._schema, document, self._rules)
         except RecursionError:
-            return PreparedDocument(None, (GraphQLError("Document is nested too deeply."),))
+            return PreparedDocument(None, (GraphQLError("Document is nested too deeply."),), tokens)
         if errors:
-            return PreparedDocument(None, tuple(errors))
-        return PreparedDocument(document, ())
+            return PreparedDocument(None, tuple(errors), tokens)
+        return PreparedDocument(document, (), tokens)
 
 
 def format_errors(errors: Sequence[GraphQLError]) -> list[FormattedError]:
@@ -409,9 +507,12 @@ class SubscriptionResults:
                 text = self._shared_results.get(key)
                 if text is not None:
                     return text
-        result = execute_subscription_event(self._executor.build_per_event_executor(event))
+        event_executor = self._executor.build_per_event_executor(event)
+        result = execute_subscription_event(event_executor)
         if inspect.isawaitable(result):
             result = await result
+        if isinstance(event_executor, LimitedExecutor):
+            result = event_executor.too_large() or result
         text = serialize_result(result)
         if key is not None:
             self._shared_results.put(key, text)
@@ -421,6 +522,115 @@ class SubscriptionResults:
         aclose = getattr(self._source, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+class _ResultBudget:
+    """How much of ``max_result_size`` a result has used, shared by an executor and its
+    copies (graphql-core copies an executor for parts of one result)."""
+
+    __slots__ = ("exceeded", "used")
+
+    def __init__(self) -> None:
+        self.used = 0
+        self.exceeded = False
+
+
+class LimitedExecutor(ExecutorThrowingOnIncremental):
+    """graphql-core's executor, with the result's size bounded while it is built.
+
+    Each completed value adds an estimate of its JSON size (its key, 8 bytes of
+    punctuation, and the length of a string or of a list) to a budget; once
+    ``max_result_size`` is passed every further value completes as null at once,
+    without resolving anything below it, and the
+    caller replaces the whole result with one error (see :meth:`too_large`). A list is
+    charged for its length before its items are completed: a resolver returning a
+    million rows costs one check, not a million nulls.
+    """
+
+    def __init__(self, *args: Any, max_result_size: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_result_size = max_result_size
+        self.result_budget = _ResultBudget()
+
+    def too_large(self) -> ExecutionResult | None:
+        """The error result that replaces a result which outgrew the limit, or None."""
+        if not self.result_budget.exceeded:
+            return None
+        return ExecutionResult(
+            None, errors=[GraphQLError(RESULT_TOO_LARGE.format(limit=self.max_result_size))]
+        )
+
+    def build_per_event_executor(self, payload: Any) -> Executor[None]:
+        executor = super().build_per_event_executor(payload)
+        if isinstance(executor, LimitedExecutor):
+            executor.result_budget = _ResultBudget()
+        return executor
+
+    def execute_fields(self, *args: Any, **kwargs: Any) -> Any:
+        if self.result_budget.exceeded:
+            return {}  # no field of the object is resolved
+        return super().execute_fields(*args, **kwargs)
+
+    def execute_field(self, *args: Any, **kwargs: Any) -> Any:
+        budget = self.result_budget
+        if budget.exceeded:
+            return None  # its resolver is not even called
+        result = super().execute_field(*args, **kwargs)
+        if self.max_result_size is not None and inspect.iscoroutine(result):
+            # A field waiting for an async resolver costs a task and its frames, far
+            # more than its text: counted as such, a tiny query over nested async
+            # lists stops before it has started thousands of them.
+            budget.used += ASYNC_FIELD_COST
+        return result
+
+    async def complete_awaitable_value(
+        self,
+        return_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        if self.result_budget.exceeded:
+            # Resolvers started before the limit was passed and not yet run: they are
+            # not run at all (async resolvers of many list items start together).
+            if inspect.iscoroutine(result):
+                result.close()
+            elif isinstance(result, asyncio.Future):
+                result.cancel()
+            return None
+        return await super().complete_awaitable_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def complete_value(
+        self,
+        return_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        limit = self.max_result_size
+        if limit is not None and not isinstance(return_type, graphql.GraphQLNonNull):
+            budget = self.result_budget
+            if budget.exceeded:
+                return None
+            # Its key and its punctuation (in JSON: quotes, colon, comma; in memory and
+            # in execution time every value costs more than its text says).
+            key = path.key
+            used = budget.used + (len(key) + 8 if isinstance(key, str) else 8)
+            if isinstance(result, str | list | tuple):
+                used += len(result)
+            budget.used = used
+            if used > limit:
+                budget.exceeded = True
+                return None
+        return super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
 
 
 def _call_in_thread(
@@ -502,8 +712,11 @@ class GraphqlExecutor:
         share_results_under_middleware: bool = False,
         max_worker_threads: int | None = None,
         document_cache_size: int = DEFAULT_DOCUMENT_CACHE_SIZE,
+        document_cache_tokens: int = DEFAULT_DOCUMENT_CACHE_TOKENS,
         max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
         max_query_depth: int | None = DEFAULT_MAX_QUERY_DEPTH,
+        max_query_aliases: int | None = DEFAULT_MAX_QUERY_ALIASES,
+        max_result_size: int | None = DEFAULT_MAX_RESULT_SIZE,
         introspection: bool = True,
         validation_rules: Sequence[type[ASTValidationRule]] = (),
     ) -> None:
@@ -512,11 +725,18 @@ class GraphqlExecutor:
         rules = [*specified_rules, *validation_rules]
         if max_query_depth is not None:
             rules.append(max_depth_rule(max_query_depth))
+        if max_query_aliases is not None:
+            rules.append(max_aliases_rule(max_query_aliases))
         if not introspection:
             rules.append(NoSchemaIntrospectionCustomRule)
         self.documents = DocumentCache(
-            self.schema, max_size=document_cache_size, rules=rules, max_tokens=max_query_tokens
+            self.schema,
+            max_size=document_cache_size,
+            max_cached_tokens=document_cache_tokens,
+            rules=rules,
+            max_tokens=max_query_tokens,
         )
+        self.max_result_size = max_result_size
         self._max_worker_threads = max_worker_threads
         self._thread_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_pool_lock = threading.Lock()
@@ -546,9 +766,9 @@ class GraphqlExecutor:
                     )
         return self._thread_pool
 
-    def prepare(self, payload: OperationPayload) -> PreparedOperation | list[FormattedError]:
+    async def prepare(self, payload: OperationPayload) -> PreparedOperation | list[FormattedError]:
         """Parse, validate and select the operation; errors are in wire form."""
-        prepared = self.documents.get(payload["query"])
+        prepared = await self.documents.get_async(payload["query"])
         if prepared.document is None:
             return format_errors(prepared.errors)
         operation_name = payload.get("operationName")
@@ -566,29 +786,27 @@ class GraphqlExecutor:
             operation=operation,
             variables=payload.get("variables"),
             operation_name=operation_name,
+            tokens=prepared.tokens,
         )
 
     async def execute(
         self, operation: PreparedOperation, context: Any, root_value: Any = None
     ) -> ExecutionResult:
         """Run a query or a mutation."""
-        result: ExecutionResult = await self._run(graphql.execute, operation, context, root_value)
-        return result
+        executor = self._build(operation, context, root_value)
+        if isinstance(executor, list):
+            return ExecutionResult(None, errors=executor)
+        result = executor.execute_operation()
+        if inspect.isawaitable(result):
+            result = await result
+        return executor.too_large() or cast("ExecutionResult", result)
 
     async def subscribe(
         self, operation: PreparedOperation, context: Any, root_value: Any = None
     ) -> SubscriptionResults | ExecutionResult:
         """Start a subscription: its stream of serialized results, or the result that
         refused it (request errors, or an error raised while setting up the stream)."""
-        executor = ExecutorThrowingOnIncremental.build(
-            self.schema,
-            operation.document,
-            root_value,
-            context,
-            operation.variables,
-            operation.operation_name,
-            middleware=self.middleware,
-        )
+        executor = self._build(operation, context, root_value)
         if isinstance(executor, list):
             return ExecutionResult(None, errors=executor)
         source = create_source_event_stream(executor)
@@ -599,6 +817,21 @@ class GraphqlExecutor:
         return SubscriptionResults(
             executor, source, self._shared_results_key(operation), self.shared_results
         )
+
+    def _build(
+        self, operation: PreparedOperation, context: Any, root_value: Any
+    ) -> LimitedExecutor | list[GraphQLError]:
+        executor = LimitedExecutor.build(
+            self.schema,
+            operation.document,
+            root_value,
+            context,
+            operation.variables,
+            operation.operation_name,
+            middleware=self.middleware,
+            max_result_size=self.max_result_size,
+        )
+        return cast("LimitedExecutor | list[GraphQLError]", executor)
 
     def _shared_results_key(self, operation: PreparedOperation) -> tuple[Any, ...] | None:
         """What identifies results that every subscriber of this operation can share, or
@@ -615,21 +848,3 @@ class GraphqlExecutor:
         # A digest, not the text: the cache must not hold (up to a thousand) huge texts.
         digest = hashlib.sha256(operation.query.encode("utf-8", "surrogatepass")).digest()
         return (digest, operation.operation_name, variables)
-
-    async def _run(
-        self,
-        function: Callable[..., Any],
-        operation: PreparedOperation,
-        context: Any,
-        root_value: Any,
-    ) -> Any:
-        result = function(
-            self.schema,
-            operation.document,
-            root_value=root_value,
-            context_value=context,
-            variable_values=operation.variables,
-            operation_name=operation.operation_name,
-            middleware=self.middleware,
-        )
-        return await result if inspect.isawaitable(result) else result
