@@ -612,9 +612,11 @@ class GraphqlExecutor:
             variables = json.dumps(operation.variables, sort_keys=True)
         except (TypeError, ValueError):
             return None
-        # A digest, not the text: the cache must not hold (up to a thousand) huge texts.
+        # Digests, not the texts: the cache must not hold (up to a thousand) huge texts,
+        # and the variables are the client's as much as the query is.
         digest = hashlib.sha256(operation.query.encode("utf-8", "surrogatepass")).digest()
-        return (digest, operation.operation_name, variables)
+        variables_digest = hashlib.sha256(variables.encode("utf-8", "surrogatepass")).digest()
+        return (digest, operation.operation_name, variables_digest)
 
     async def _run(
         self,

@@ -142,3 +142,21 @@ def test_events_that_render_differently_never_share_a_key() -> None:
     for first, second in pairs:
         assert first == second
         assert _event_key(Event(first)) != _event_key(Event(second)), (first, second)
+
+
+def test_the_shared_key_holds_digests_not_the_clients_texts() -> None:
+    executor = CountingConsumer.executor()
+
+    def key(variables: dict[str, list[str]]) -> tuple[object, ...]:
+        prepared = executor.prepare({"query": MEASUREMENT, "variables": variables})
+        assert not isinstance(prepared, list)
+        shared = executor._shared_results_key(prepared)
+        assert shared is not None
+        return shared
+
+    huge = {"s": ["x" * 100_000]}
+    # The cache holds up to a thousand keys: none may keep a client's (huge) variables.
+    assert all(len(repr(part)) < 200 for part in key(huge))
+    assert key(huge) == key({"s": ["x" * 100_000]})
+    assert key(huge) != key({"s": ["x" * 99_999]})
+    assert key({"s": ["a"]}) != key({"s": ["b"]})
