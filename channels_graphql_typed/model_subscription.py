@@ -56,7 +56,7 @@ from django.db.models.signals import post_delete, post_save
 from strawberry.scalars import JSON
 
 from .serialization import serialize_payload
-from .subscription import SKIP, Info, Skip, Subscription
+from .subscription import SKIP, Info, Skip, Subscription, _has_resolvers, _overrides
 
 logger = logging.getLogger("channels_graphql_typed")
 
@@ -173,6 +173,15 @@ class ModelSubscription(Subscription[ModelEvent[ModelT]]):
         # makes it equal to every other instance of its row). The executor compares
         # them exactly and shares nothing when one of them is not a plain value.
         return tuple(self.__dict__[name] for name in self.__dataclass_fields__ if name != "node")
+
+    @classmethod
+    def _cgt_payload_reaches_user_code(cls) -> bool:
+        # authorize_delivery receives the payload too.
+        return (
+            _overrides(cls, "publish", ModelSubscription)
+            or _overrides(cls, "authorize_delivery", ModelSubscription)
+            or _has_resolvers(cls)
+        )
 
     # --- what users override ----------------------------------------------------------
 

@@ -263,6 +263,23 @@ class OnRooms(cgt.Subscription[ChatEvent]):
         return rooms
 
 
+@dataclasses.dataclass
+class Thread:
+    messages: list[str]
+
+
+class OnThread(cgt.Subscription[Thread]):
+    """Its publish changes the payload in place: the fan-out's decoded payload must not
+    carry one subscriber's change to another."""
+
+    messages: list[str]
+
+    @classmethod
+    async def publish(cls, payload: Thread, info: cgt.Info) -> Self | cgt.Skip:
+        payload.messages.append(f"seen by {info.context.connection_params.get('name')}")
+        return cls(messages=payload.messages)
+
+
 @strawberry.type
 class Mutations(Mutation):
     @strawberry.mutation
@@ -286,6 +303,7 @@ class Subscription:
     on_big = OnBig.field()
     on_tree = OnTree.field()
     on_rooms = OnRooms.field()
+    on_thread = OnThread.field()
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutations, subscription=Subscription)
