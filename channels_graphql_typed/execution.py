@@ -424,10 +424,20 @@ class SubscriptionResults:
 
     Each source event is executed against the operation's selection (graphql-core's
     "ExecuteSubscriptionEvent"). When the operation's results cannot depend on the
-    subscriber (a typed subscription whose fields are plain values) and the event is
-    equal to one already executed for an equal operation (same query text, operation
-    name and variables), the serialized result is reused: a broadcast to a thousand
-    identical subscriptions is executed and serialized once.
+    subscriber and the event is equal to one already executed for an equal operation
+    (same query text, operation name and variables, keyed by their digests), the
+    serialized result is reused: a broadcast to a thousand identical subscriptions is
+    executed and serialized once.
+
+    What "cannot depend on the subscriber" means, decided once per schema and consumer
+    (:func:`_shareable_subscription_fields`): the root field is a typed subscription and
+    every field its type reaches is a plain value -- no user resolver, permission class
+    or field extension, no interface or union, and no custom scalar unless declared in
+    ``context_free_scalars`` (a serializer may read a context variable) -- and there is
+    no middleware unless declared harmless. What "equal events" means
+    (:func:`_event_key`): the same class and, field by field, values of the same type
+    and text (:func:`_exact`); every field counts, those ``publish`` sets for each
+    subscriber included, and an event with any other value is never shared.
     """
 
     def __init__(
