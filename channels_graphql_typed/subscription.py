@@ -226,7 +226,9 @@ class Subscription(Generic[PayloadT]):
 
 def _overrides(cls: type, name: str, base: type) -> bool:
     """Whether ``cls`` has a method ``name`` other than ``base``'s."""
-    return getattr(cls, name).__func__ is not vars(base)[name].__func__
+    # getattr: a hook redefined as something else than a classmethod is the user's too.
+    own = getattr(getattr(cls, name), "__func__", None)
+    return own is not vars(base)[name].__func__
 
 
 def _has_resolvers(cls: type) -> bool:
