@@ -68,7 +68,7 @@ from .protocol.common import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     import strawberry
     from asgiref.typing import (
@@ -117,6 +117,13 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     share_results_under_middleware: ClassVar[bool] = False
     """With ``middleware``, subscribers of equal subscriptions share one result only when
     this is True: set it when the middleware does not depend on who gets the result."""
+
+    context_free_scalars: ClassVar[Collection[str]] = ()
+    """GraphQL names of custom scalars whose serializer depends on the value alone.
+    Subscribers of equal subscriptions never share a result that reaches any other
+    custom scalar: its serializer could read the connection (a time zone, a language
+    from a context variable). GraphQL's and Strawberry's built-in scalars need no
+    declaring."""
 
     connection_init_wait_timeout: ClassVar[float | None] = 3
     """Seconds to wait for ``connection_init`` before closing 4408 (None: forever)."""
@@ -211,6 +218,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
                 cls.schema,
                 middleware=cls.middleware,
                 share_results_under_middleware=cls.share_results_under_middleware,
+                context_free_scalars=cls.context_free_scalars,
                 max_worker_threads=cls.max_worker_threads,
                 document_cache_size=cls.document_cache_size,
                 document_cache_tokens=cls.document_cache_tokens,

@@ -63,7 +63,7 @@ from .exceptions import OperationRejected
 from .operation import PublishFailure
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Callable, Sequence
+    from collections.abc import AsyncIterable, Callable, Collection, Sequence
 
     import strawberry
     from graphql.execution.executor import Executor
@@ -355,10 +355,43 @@ TYPED_SUBSCRIPTION_MARKER: Final = "__cgt_subscription_class__"
 """Attribute of the resolver of a typed subscription field: its Subscription class."""
 
 
-def _context_free(type_: Any, seen: set[str]) -> bool:
+def _builtin_serializers() -> frozenset[Callable[..., Any]]:
+    """The serializers of the scalars GraphQL specifies and of Strawberry's built-in ones
+    (Date, DateTime, Time, Decimal, UUID, JSON, Base16/32/64, Void, Upload): functions of
+    the value alone (``isoformat``, ``str``, the identity, an encoding), whatever the
+    connection."""
+    serializers: set[Callable[..., Any]] = {
+        scalar.serialize for scalar in graphql.specified_scalar_types.values()
+    }
+    try:
+        from strawberry.schema.types.scalar import DEFAULT_SCALAR_REGISTRY
+    except ImportError:  # pragma: no cover - a Strawberry that moved its registry
+        return frozenset(serializers)
+    for definition in DEFAULT_SCALAR_REGISTRY.values():
+        if definition.serialize is not None:
+            serializers.add(definition.serialize)
+    return frozenset(serializers)
+
+
+_BUILTIN_SERIALIZERS: Final = _builtin_serializers()
+
+
+def _context_free_scalar(scalar: graphql.GraphQLScalarType, declared: Collection[str]) -> bool:
+    """Whether a scalar renders a value the same for every subscriber: a built-in one
+    (recognised by its serializer, not its name: ``scalar_overrides`` may replace
+    ``DateTime``), or one the consumer declares in ``context_free_scalars``. Any other
+    serializer may read a context variable (the viewer's time zone, language)."""
+    return scalar.name in declared or scalar.serialize in _BUILTIN_SERIALIZERS
+
+
+def _context_free(type_: Any, seen: set[str], scalars: Collection[str] = frozenset()) -> bool:
     """Whether every field reachable from ``type_`` is a plain value, whose result depends
-    on the event alone (no resolver of the user's that could read the context)."""
+    on the event alone (no resolver of the user's that could read the context, no custom
+    scalar whose serializer could, unless named in ``scalars``). Enums are plain values:
+    graphql-core serializes them by lookup."""
     named = graphql.get_named_type(type_)
+    if isinstance(named, graphql.GraphQLScalarType):
+        return _context_free_scalar(named, scalars)
     if not isinstance(named, GraphQLObjectType) or named.name in seen:
         return not isinstance(named, GraphQLInterfaceType | graphql.GraphQLUnionType)
     seen.add(named.name)
@@ -368,12 +401,14 @@ def _context_free(type_: Any, seen: set[str]) -> bool:
             return False
         if definition.permission_classes or definition.extensions:
             return False
-        if not _context_free(field.type, seen):
+        if not _context_free(field.type, seen, scalars):
             return False
     return True
 
 
-def _shareable_subscription_fields(schema: GraphQLSchema) -> frozenset[str]:
+def _shareable_subscription_fields(
+    schema: GraphQLSchema, context_free_scalars: Collection[str] = frozenset()
+) -> frozenset[str]:
     """Subscription root fields of typed subscriptions whose results may be shared."""
     root = schema.subscription_type
     if root is None:
@@ -384,7 +419,7 @@ def _shareable_subscription_fields(schema: GraphQLSchema) -> frozenset[str]:
         resolver = getattr(getattr(definition, "base_resolver", None), "wrapped_func", None)
         if getattr(resolver, TYPED_SUBSCRIPTION_MARKER, None) is None:
             continue
-        if _context_free(field.type, set()):
+        if _context_free(field.type, set(), context_free_scalars):
             names.add(name)
     return frozenset(names)
 
@@ -448,6 +483,17 @@ def _event_key(event: Any) -> tuple[Any, ...] | None:
         return None
 
 
+def _declared_scalars(schema: GraphQLSchema, names: Collection[str]) -> frozenset[str]:
+    """``context_free_scalars``, checked against the schema (a misspelt name would
+    silently share nothing)."""
+    if isinstance(names, str):
+        raise TypeError("context_free_scalars is a collection of scalar names, not one str")
+    for name in names:
+        if not isinstance(schema.type_map.get(name), graphql.GraphQLScalarType):
+            raise ValueError(f"context_free_scalars: the schema has no scalar named {name!r}")
+    return frozenset(names)
+
+
 class SharedResultCache:
     """Serialized results shared by the subscribers of equal operations (bounded LRU)."""
 
@@ -476,10 +522,20 @@ class SubscriptionResults:
 
     Each source event is executed against the operation's selection (graphql-core's
     "ExecuteSubscriptionEvent"). When the operation's results cannot depend on the
-    subscriber (a typed subscription whose fields are plain values) and the event is
-    equal to one already executed for an equal operation (same query text, operation
-    name and variables), the serialized result is reused: a broadcast to a thousand
-    identical subscriptions is executed and serialized once.
+    subscriber and the event is equal to one already executed for an equal operation
+    (same query text, operation name and variables, keyed by their digests), the
+    serialized result is reused: a broadcast to a thousand identical subscriptions is
+    executed and serialized once.
+
+    What "cannot depend on the subscriber" means, decided once per schema and consumer
+    (:func:`_shareable_subscription_fields`): the root field is a typed subscription and
+    every field its type reaches is a plain value -- no user resolver, permission class
+    or field extension, no interface or union, and no custom scalar unless declared in
+    ``context_free_scalars`` (a serializer may read a context variable) -- and there is
+    no middleware unless declared harmless. What "equal events" means
+    (:func:`_event_key`): the same class and, field by field, values of the same type
+    and text (:func:`_exact`); every field counts, those ``publish`` sets for each
+    subscriber included, and an event with any other value is never shared.
     """
 
     def __init__(
@@ -710,6 +766,7 @@ class GraphqlExecutor:
         *,
         middleware: Sequence[Any] = (),
         share_results_under_middleware: bool = False,
+        context_free_scalars: Collection[str] = (),
         max_worker_threads: int | None = None,
         document_cache_size: int = DEFAULT_DOCUMENT_CACHE_SIZE,
         document_cache_tokens: int = DEFAULT_DOCUMENT_CACHE_TOKENS,
@@ -744,8 +801,9 @@ class GraphqlExecutor:
         # User middleware runs on every field and may read the context (to mask a field
         # for guests, say): with any, no result is shared between subscribers.
         share = not middleware or share_results_under_middleware
+        scalars = _declared_scalars(self.schema, context_free_scalars)
         self._shareable_subscription_fields = (
-            _shareable_subscription_fields(self.schema) if share else frozenset()
+            _shareable_subscription_fields(self.schema, scalars) if share else frozenset()
         )
         self.shared_results = SharedResultCache()
         self.middleware = ExecutionMiddleware(
@@ -845,6 +903,8 @@ class GraphqlExecutor:
             variables = json.dumps(operation.variables, sort_keys=True)
         except (TypeError, ValueError):
             return None
-        # A digest, not the text: the cache must not hold (up to a thousand) huge texts.
+        # Digests, not the texts: the cache must not hold (up to a thousand) huge texts,
+        # and the variables are the client's as much as the query is.
         digest = hashlib.sha256(operation.query.encode("utf-8", "surrogatepass")).digest()
-        return (digest, operation.operation_name, variables)
+        variables_digest = hashlib.sha256(variables.encode("utf-8", "surrogatepass")).digest()
+        return (digest, operation.operation_name, variables_digest)
