@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
-from graphql import ExecutionResult, GraphQLError, OperationType
+from graphql import GraphQLError, OperationType
 
 from .context import Context
 from .exceptions import ConnectionRejected, OperationRejected
@@ -37,7 +37,6 @@ from .execution import (
     DEFAULT_MAX_RESULT_SIZE,
     GraphqlExecutor,
     format_errors,
-    format_result,
 )
 from .fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT, get_fanout
 from .operation import (
@@ -79,7 +78,7 @@ if TYPE_CHECKING:
     )
     from graphql import ASTValidationRule
 
-    from .execution import PreparedOperation, SubscriptionResults
+    from .execution import OperationRun, PreparedOperation, SubscriptionResults
     from .protocol import Action
     from .protocol.messages import ExecutionResultPayload, OperationPayload
 
@@ -496,41 +495,11 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
                 logger.exception("on_operation raised; operation %r refused", operation.id)
                 await self._perform(machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)]))
                 return
-            prepared = await self.executor().prepare(operation.payload)
-            # From here on the operation needs only what was prepared (the declared
-            # variables, coerced when it runs): the frame's other contents, unused
-            # variables and extensions included, are let go.
-            operation.payload = RELEASED_PAYLOAD
-            if isinstance(prepared, list):
-                await self._perform(machine.send_errors(operation, prepared))
-                return
-            size = self._charge(prepared)
-            if size is None:
-                await self._perform(
-                    machine.send_errors(
-                        operation,
-                        [
-                            error(
-                                "Too much in this connection's operations: their documents' "
-                                "tokens and their variables' values may total at most "
-                                f"{self.max_operations_size_per_connection} "
-                                "(max_operations_size_per_connection)"
-                            )
-                        ],
-                    )
-                )
-                return
+            run = self.executor().start(operation.payload, self.context)
             try:
-                if prepared.operation_type is OperationType.SUBSCRIPTION:
-                    stream = await self.executor().subscribe(prepared, self.context)
-                    del prepared  # the raw variables: the stream keeps the coerced ones
-                    await self._run_subscription(operation, stream, ready)
-                    return
-                result = await self.executor().execute(prepared, self.context)
-                await self._perform(machine.send_result(operation, format_result(result)))
-                await self._perform(machine.complete(operation))
+                await self._run_prepared(operation, run, ready)
             finally:
-                self._operations_size -= size
+                await run.close()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -539,6 +508,40 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         finally:
             if ready is not None:
                 ready.set()
+
+    async def _run_prepared(
+        self, operation: Operation, run: OperationRun, ready: asyncio.Event | None
+    ) -> None:
+        machine = self.machine
+        assert machine is not None
+        prepared = await run.prepare()
+        # From here on the operation needs only what was prepared (the declared
+        # variables, coerced when it runs): the frame's other contents, unused variables
+        # and extensions included, are let go.
+        operation.payload = RELEASED_PAYLOAD
+        if isinstance(prepared, list):
+            await self._perform(machine.send_errors(operation, prepared))
+            return
+        size = self._charge(prepared)
+        if size is None:
+            message = (
+                "Too much in this connection's operations: their documents' tokens and "
+                "their variables' values may total at most "
+                f"{self.max_operations_size_per_connection} (max_operations_size_per_connection)"
+            )
+            await self._perform(machine.send_errors(operation, [error(message)]))
+            return
+        try:
+            if prepared.operation_type is OperationType.SUBSCRIPTION:
+                stream = await run.subscribe(prepared)
+                del prepared  # the raw variables: the stream keeps the coerced ones
+                await self._run_subscription(operation, stream, ready)
+                return
+            result = await run.execute(prepared)
+            await self._perform(machine.send_result(operation, result))
+            await self._perform(machine.complete(operation))
+        finally:
+            self._operations_size -= size
 
     def _charge(self, prepared: PreparedOperation) -> int | None:
         """Counts an operation against ``max_operations_size_per_connection``: its size,
@@ -559,7 +562,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     async def _run_subscription(
         self,
         operation: Operation,
-        stream: SubscriptionResults | ExecutionResult,
+        stream: SubscriptionResults | ExecutionResultPayload,
         ready: asyncio.Event | None,
     ) -> None:
         machine = self.machine
@@ -568,8 +571,8 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         # from here on, no broadcast can be missed, so the confirmation may go out.
         if ready is not None:
             ready.set()
-        if isinstance(stream, ExecutionResult):
-            await self._perform(machine.send_result(operation, format_result(stream)))
+        if isinstance(stream, dict):
+            await self._perform(machine.send_result(operation, stream))
             await self._perform(machine.complete(operation))
             return
         try:
@@ -580,14 +583,8 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
                         cast("ExecutionResultPayload", self.subscription_confirmation_message),
                     )
                 )
-            try:
-                async for payload_json in stream:
-                    await self._perform(machine.send_serialized_result(operation, payload_json))
-            except Exception:
-                # The source stream itself failed (not a resolver inside one event).
-                logger.exception("Subscription %r failed", operation.id)
-                await self._perform(machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)]))
-                return
+            async for payload_json in stream:
+                await self._perform(machine.send_serialized_result(operation, payload_json))
             await self._perform(machine.complete(operation))
         finally:
             await stream.aclose()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import contextvars
 import dataclasses
 import datetime
@@ -58,6 +59,13 @@ from graphql import (
 from graphql.execution import create_source_event_stream, execute_subscription_event
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
+from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.types.execution import ExecutionContext as StrawberryExecutionContext
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from .exceptions import OperationRejected
 from .operation import PublishFailure
@@ -188,6 +196,19 @@ class PreparedDocument:
     """The document's size in lexical tokens (0 when it could not be parsed)."""
 
 
+@dataclasses.dataclass(slots=True)
+class ParsedDocument:
+    """One cache entry: a query text parsed (or the error that stopped its parsing), and
+    its validation results, one per set of rules it was validated with."""
+
+    document: DocumentNode | None
+    errors: tuple[GraphQLError, ...]
+    tokens: int
+    validations: dict[tuple[type[ASTValidationRule], ...], PreparedDocument] = dataclasses.field(
+        default_factory=dict
+    )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PreparedOperation:
     """An operation ready to execute: the cached document plus this request's inputs."""
@@ -205,9 +226,19 @@ class PreparedOperation:
         return self.operation.operation
 
 
+MAX_VALIDATIONS_PER_DOCUMENT: Final = 8
+"""Rule sets whose results one cached document keeps (extensions may vary them)."""
+
+
 class DocumentCache:
-    """Parse + validate once per query text; an LRU shared by all connections, bounded by
-    its number of entries and by the tokens of the documents it holds."""
+    """Parse once per query text, validate once per text and set of rules; an LRU
+    shared by all connections, bounded by its number of entries and by the tokens of
+    the documents it holds.
+
+    Parse options that a schema extension sets (Strawberry's ``MaxTokensLimiter`` sets
+    ``max_tokens``) are part of the key, and the stricter token limit wins. Long texts
+    are parsed and validated in a thread of their own, one at a time.
+    """
 
     def __init__(
         self,
@@ -221,9 +252,9 @@ class DocumentCache:
         self._schema = schema
         self._max_size = max_size
         self._max_cached_tokens = max_cached_tokens
-        self._rules = rules
+        self._rules = tuple(rules if rules is not None else specified_rules)
         self._max_tokens = max_tokens
-        self._entries: collections.OrderedDict[str, PreparedDocument] = collections.OrderedDict()
+        self._entries: collections.OrderedDict[Any, ParsedDocument] = collections.OrderedDict()
         self._cached_tokens = 0
         # Connections run on one loop, but long documents are prepared in a thread (and a
         # cache may be shared by several loops in tests): the lock keeps the LRU
@@ -240,46 +271,89 @@ class DocumentCache:
         return self._cached_tokens
 
     def get(self, query: str) -> PreparedDocument:
-        """The prepared document of ``query``, parsed on the calling thread if needed."""
-        entry = self._lookup(query)
-        if entry is None:
-            entry = self._prepare(query)
-            self._store(query, entry)
-        return entry
+        """``query`` parsed and validated with the cache's own rules, on this thread."""
+        entry = self.parse(query)
+        return self.validate(entry, self._rules)
 
     async def get_async(self, query: str) -> PreparedDocument:
-        """Like :meth:`get`, with long documents prepared in a thread of their own, one
-        at a time: the loop serves other connections meanwhile."""
-        entry = self._lookup(query)
-        if entry is not None:
-            return entry
-        if len(query) < LONG_DOCUMENT_LENGTH:
-            entry = self._prepare(query)
-        else:
-            if self._long_documents is None:
-                self._long_documents = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix="graphql-documents"
-                )
-            loop = asyncio.get_running_loop()
-            entry = await loop.run_in_executor(self._long_documents, self._prepare, query)
-        self._store(query, entry)
+        """Like :meth:`get`, with long documents handled off the event loop."""
+        entry = await self.parse_async(query)
+        return await self.validate_async(
+            entry, self._rules, long=len(query) >= LONG_DOCUMENT_LENGTH
+        )
+
+    def parse(self, query: str, options: dict[str, Any] | None = None) -> ParsedDocument:
+        key = self._key(query, options)
+        entry = self._lookup(key)
+        if entry is None:
+            entry = self._parse(query, options)
+            self._store(key, query, entry)
         return entry
 
-    def _lookup(self, query: str) -> PreparedDocument | None:
+    async def parse_async(
+        self, query: str, options: dict[str, Any] | None = None
+    ) -> ParsedDocument:
+        key = self._key(query, options)
+        entry = self._lookup(key)
+        if entry is None:
+            if len(query) < LONG_DOCUMENT_LENGTH:
+                entry = self._parse(query, options)
+            else:
+                entry = await self._in_thread(self._parse, query, options)
+            self._store(key, query, entry)
+        return entry
+
+    def validate(
+        self, entry: ParsedDocument, rules: tuple[type[ASTValidationRule], ...]
+    ) -> PreparedDocument:
+        validated = entry.validations.get(rules)
+        if validated is None:
+            validated = self._validate(entry, rules)
+            if len(entry.validations) < MAX_VALIDATIONS_PER_DOCUMENT:
+                entry.validations[rules] = validated
+        return validated
+
+    async def validate_async(
+        self, entry: ParsedDocument, rules: tuple[type[ASTValidationRule], ...], *, long: bool
+    ) -> PreparedDocument:
+        validated = entry.validations.get(rules)
+        if validated is not None:
+            return validated
+        if not long:
+            return self.validate(entry, rules)
+        validated = cast("PreparedDocument", await self._in_thread(self._validate, entry, rules))
+        if len(entry.validations) < MAX_VALIDATIONS_PER_DOCUMENT:
+            entry.validations[rules] = validated
+        return validated
+
+    def _key(self, query: str, options: dict[str, Any] | None) -> Any:
+        if not options:
+            return query
+        return (query, tuple(sorted(options.items(), key=lambda item: item[0])))
+
+    async def _in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+        if self._long_documents is None:
+            self._long_documents = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="graphql-documents"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._long_documents, function, *args)
+
+    def _lookup(self, key: Any) -> ParsedDocument | None:
         with self._lock:
-            entry = self._entries.get(query)
+            entry = self._entries.get(key)
             if entry is not None:
-                self._entries.move_to_end(query)
+                self._entries.move_to_end(key)
             return entry
 
-    def _store(self, query: str, entry: PreparedDocument) -> None:
+    def _store(self, key: Any, query: str, entry: ParsedDocument) -> None:
         if len(query) > MAX_CACHED_QUERY_LENGTH or entry.tokens > self._max_cached_tokens:
             return
         with self._lock:
-            previous = self._entries.pop(query, None)
+            previous = self._entries.pop(key, None)
             if previous is not None:
                 self._cached_tokens -= previous.tokens
-            self._entries[query] = entry
+            self._entries[key] = entry
             self._cached_tokens += entry.tokens
             while len(self._entries) > self._max_size or (
                 self._cached_tokens > self._max_cached_tokens
@@ -287,21 +361,32 @@ class DocumentCache:
                 _, evicted = self._entries.popitem(last=False)
                 self._cached_tokens -= evicted.tokens
 
-    def _prepare(self, query: str) -> PreparedDocument:
+    def _parse(self, query: str, options: dict[str, Any] | None) -> ParsedDocument:
+        options = dict(options or {})
+        # Our limit and an extension's: the stricter wins.
+        limits = [limit for limit in (self._max_tokens, options.get("max_tokens")) if limit]
+        if limits:
+            options["max_tokens"] = min(limits)
         try:
-            document = graphql.parse(query, max_tokens=self._max_tokens)
+            document = graphql.parse(query, **options)
         except GraphQLError as exc:
-            return PreparedDocument(None, (exc,))
+            return ParsedDocument(None, (exc,), 0)
         except RecursionError:
-            return PreparedDocument(None, (GraphQLError("Document is nested too deeply."),))
-        tokens = count_tokens(document)
+            return ParsedDocument(None, (GraphQLError("Document is nested too deeply."),), 0)
+        return ParsedDocument(document, (), count_tokens(document))
+
+    def _validate(
+        self, entry: ParsedDocument, rules: tuple[type[ASTValidationRule], ...]
+    ) -> PreparedDocument:
+        if entry.document is None:
+            return PreparedDocument(None, entry.errors, entry.tokens)
         try:
-            errors = graphql.validate(self._schema, document, self._rules)
+            errors = graphql.validate(self._schema, entry.document, rules) if rules else []
         except RecursionError:
-            return PreparedDocument(None, (GraphQLError("Document is nested too deeply."),), tokens)
+            errors = [GraphQLError("Document is nested too deeply.")]
         if errors:
-            return PreparedDocument(None, tuple(errors), tokens)
-        return PreparedDocument(document, (), tokens)
+            return PreparedDocument(None, tuple(errors), entry.tokens)
+        return PreparedDocument(entry.document, (), entry.tokens)
 
 
 def format_errors(errors: Sequence[GraphQLError]) -> list[FormattedError]:
@@ -309,17 +394,10 @@ def format_errors(errors: Sequence[GraphQLError]) -> list[FormattedError]:
 
 
 def format_result(result: ExecutionResult) -> ExecutionResultPayload:
-    """The wire form of a result; unexpected resolver exceptions are logged (a
-    :class:`GraphQLError` or an :class:`OperationRejected` is an answer, not a failure)."""
-    if result.errors:
-        for error in result.errors:
-            original = error.original_error
-            if original is not None and not isinstance(original, GraphQLError | OperationRejected):
-                logger.error(
-                    "Exception in a resolver of field %s",
-                    ".".join(str(part) for part in error.path or ()),
-                    exc_info=(type(original), original, original.__traceback__),
-                )
+    """The wire form of a result (``extensions`` only when there are some, as in
+    Strawberry's transports)."""
+    if result.extensions is not None and not result.extensions:
+        result.extensions = None
     return cast("ExecutionResultPayload", result.formatted)
 
 
@@ -345,6 +423,11 @@ def _classify_resolvers(
                     resolvers.add(field.resolve)
                 continue
             if definition.is_subscription:
+                if not getattr(field.resolve, RAISES_PUBLISH_FAILURE, False):
+                    # In the schema itself, not in our middleware: a typed subscription's
+                    # failed publish is the field's error wherever the schema runs
+                    # (Strawberry's own execution included).
+                    field.resolve = _raise_publish_failure(field.resolve)
                 subscription_roots.add(field.resolve)
             elif definition.base_resolver is not None and not definition.is_async:
                 resolvers.add(field.resolve)
@@ -544,17 +627,31 @@ class SubscriptionResults:
         source: AsyncIterable[Any],
         shared_key: tuple[Any, ...] | None,
         shared_results: SharedResultCache,
+        run: OperationRun,
     ) -> None:
         self._executor = executor
         self._source = source.__aiter__()
         self._shared_key = shared_key
         self._shared_results = shared_results
+        self._run = run
+        self._failed = False
 
     def __aiter__(self) -> SubscriptionResults:
         return self
 
     async def __anext__(self) -> str:
-        event = await self._source.__anext__()
+        if self._failed:
+            raise StopAsyncIteration
+        try:
+            event = await self._source.__anext__()
+        except StopAsyncIteration:
+            raise
+        except Exception as exc:
+            # The source stream itself failed (not a resolver inside one event): as in
+            # Strawberry, one last result with the error, through the schema's error
+            # processing and masking, then the end of the stream.
+            self._failed = True
+            return await self._run.event_text(ExecutionResult(None, errors=[_coerce_error(exc)]))
         key = None
         if self._shared_key is not None:
             event_key = _event_key(event)
@@ -569,15 +666,18 @@ class SubscriptionResults:
             result = await result
         if isinstance(event_executor, LimitedExecutor):
             result = event_executor.too_large() or result
-        text = serialize_result(result)
+        text = await self._run.event_text(result)
         if key is not None:
             self._shared_results.put(key, text)
         return text
 
     async def aclose(self) -> None:
-        aclose = getattr(self._source, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        try:
+            aclose = getattr(self._source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            await self._run.close()
 
 
 class _ResultBudget:
@@ -707,29 +807,31 @@ def _call_in_thread(
         close_old_connections()
 
 
+RAISES_PUBLISH_FAILURE: Final = "__cgt_raises_publish_failure__"
+
+
 def _raise_publish_failure(resolver: Callable[..., Any]) -> Callable[..., Any]:
     def resolve_event(root: Any, info: Any, **args: Any) -> Any:
         if isinstance(root, PublishFailure):
             raise root.error
         return resolver(root, info, **args)
 
+    setattr(resolve_event, RAISES_PUBLISH_FAILURE, True)
     return resolve_event
 
 
 class ExecutionMiddleware(MiddlewareManager):
     """User middleware, around our innermost layer: the thread offload of sync
-    resolvers, and the error of a failed ``publish`` raised by its subscription field."""
+    resolvers."""
 
     def __init__(
         self,
         *middlewares: Any,
         offloaded: set[Callable[..., Any]],
-        subscription_roots: set[Callable[..., Any]],
         executor: Callable[[], concurrent.futures.Executor],
     ) -> None:
         super().__init__(*middlewares)
         self._offloaded = offloaded
-        self._subscription_roots = subscription_roots
         self._executor = executor
         self._wrappers: dict[Callable[..., Any], Callable[..., Any]] = {}
 
@@ -738,8 +840,6 @@ class ExecutionMiddleware(MiddlewareManager):
         if wrapper is None:
             if field_resolver in self._offloaded:
                 wrapper = self._offload(field_resolver)
-            elif field_resolver in self._subscription_roots:
-                wrapper = _raise_publish_failure(field_resolver)
             else:
                 wrapper = field_resolver
             self._wrappers[field_resolver] = wrapper
@@ -779,39 +879,47 @@ class GraphqlExecutor:
     ) -> None:
         self.strawberry_schema = schema
         self.schema: GraphQLSchema = schema._schema
-        rules = [*specified_rules, *validation_rules]
+        extensions = check_extensions(schema)
+        self.has_extensions = bool(extensions)
+        self.resolve_extensions = any(extension._implements_resolve() for extension in extensions)
+        # Ours, run beside the rules of the schema's execution context (graphql-core's
+        # specified rules plus what its extensions add) and Strawberry's own two.
+        own_rules: list[type[ASTValidationRule]] = [*validation_rules]
         if max_query_depth is not None:
-            rules.append(max_depth_rule(max_query_depth))
+            own_rules.append(max_depth_rule(max_query_depth))
         if max_query_aliases is not None:
-            rules.append(max_aliases_rule(max_query_aliases))
+            own_rules.append(max_aliases_rule(max_query_aliases))
         if not introspection:
-            rules.append(NoSchemaIntrospectionCustomRule)
+            own_rules.append(NoSchemaIntrospectionCustomRule)
+        self.own_rules = tuple(own_rules)
+        self.default_rules = (*specified_rules, *STRAWBERRY_RULES, *self.own_rules)
         self.documents = DocumentCache(
             self.schema,
             max_size=document_cache_size,
             max_cached_tokens=document_cache_tokens,
-            rules=rules,
+            rules=self.default_rules,
             max_tokens=max_query_tokens,
         )
         self.max_result_size = max_result_size
         self._max_worker_threads = max_worker_threads
         self._thread_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_pool_lock = threading.Lock()
-        offloaded, subscription_roots = _classify_resolvers(self.schema)
+        offloaded, _ = _classify_resolvers(self.schema)
         # User middleware runs on every field and may read the context (to mask a field
         # for guests, say): with any, no result is shared between subscribers.
-        share = not middleware or share_results_under_middleware
+        # So may an extension's hook that runs per field or per result; one that only
+        # refuses documents or masks errors (a function of the result) may not.
+        share = (not middleware and not any(_per_subscriber(e) for e in extensions)) or (
+            share_results_under_middleware
+        )
         scalars = _declared_scalars(self.schema, context_free_scalars)
         self._shareable_subscription_fields = (
             _shareable_subscription_fields(self.schema, scalars) if share else frozenset()
         )
         self.shared_results = SharedResultCache()
-        self.middleware = ExecutionMiddleware(
-            *middleware,
-            offloaded=offloaded,
-            subscription_roots=subscription_roots,
-            executor=self.thread_pool,
-        )
+        self._user_middleware = tuple(middleware)
+        self._offloaded = offloaded
+        self.middleware = self.middleware_for([])
 
     def thread_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         """The pool that runs sync resolvers, created on first use."""
@@ -824,34 +932,47 @@ class GraphqlExecutor:
                     )
         return self._thread_pool
 
-    async def prepare(self, payload: OperationPayload) -> PreparedOperation | list[FormattedError]:
-        """Parse, validate and select the operation; errors are in wire form."""
-        prepared = await self.documents.get_async(payload["query"])
-        if prepared.document is None:
-            return format_errors(prepared.errors)
-        operation_name = payload.get("operationName")
-        operation = graphql.get_operation_ast(prepared.document, operation_name)
-        if operation is None:
-            message = (
-                f"Unknown operation named '{operation_name}'."
-                if operation_name
-                else "Must provide operation name if query contains multiple operations."
-            )
-            return [{"message": message}]
-        return PreparedOperation(
-            query=payload["query"],
-            document=prepared.document,
-            operation=operation,
-            variables=payload.get("variables"),
-            operation_name=operation_name,
-            tokens=prepared.tokens,
+    def middleware_for(self, extensions: Sequence[SchemaExtension]) -> ExecutionMiddleware:
+        """The middleware of one operation: the ``resolve`` hooks of its extensions
+        (outermost, as in Strawberry), the consumer's middleware, then ours."""
+        return ExecutionMiddleware(
+            *(extension for extension in extensions if extension._implements_resolve()),
+            *self._user_middleware,
+            offloaded=self._offloaded,
+            executor=self.thread_pool,
         )
+
+    def start(
+        self, payload: OperationPayload, context: Any, root_value: Any = None
+    ) -> OperationRun:
+        """One operation, to be prepared and run through the schema's extensions."""
+        return OperationRun(self, payload, context, root_value)
+
+    async def prepare(self, payload: OperationPayload) -> PreparedOperation | list[FormattedError]:
+        """Parse, validate and select the operation, outside any connection (for tests
+        and benchmarks; connections use :meth:`start`)."""
+        run = self.start(payload, None)
+        try:
+            return await run.prepare()
+        finally:
+            await run.close()
 
     async def execute(
         self, operation: PreparedOperation, context: Any, root_value: Any = None
+    ) -> ExecutionResultPayload:
+        """Run a prepared query or mutation outside any extension lifecycle (for tests
+        and benchmarks; connections use :meth:`start`)."""
+        run = self.start({"query": operation.query}, context, root_value)
+        return await run.execute(operation)
+
+    async def _execute_graphql(
+        self,
+        operation: PreparedOperation,
+        context: Any,
+        root_value: Any,
+        middleware: ExecutionMiddleware,
     ) -> ExecutionResult:
-        """Run a query or a mutation."""
-        executor = self._build(operation, context, root_value)
+        executor = self._build(operation, context, root_value, middleware)
         if isinstance(executor, list):
             return ExecutionResult(None, errors=executor)
         result = executor.execute_operation()
@@ -859,12 +980,14 @@ class GraphqlExecutor:
             result = await result
         return executor.too_large() or cast("ExecutionResult", result)
 
-    async def subscribe(
-        self, operation: PreparedOperation, context: Any, root_value: Any = None
-    ) -> SubscriptionResults | ExecutionResult:
-        """Start a subscription: its stream of serialized results, or the result that
-        refused it (request errors, or an error raised while setting up the stream)."""
-        executor = self._build(operation, context, root_value)
+    async def _open_source(
+        self,
+        operation: PreparedOperation,
+        context: Any,
+        root_value: Any,
+        middleware: ExecutionMiddleware,
+    ) -> tuple[LimitedExecutor, AsyncIterable[Any]] | ExecutionResult:
+        executor = self._build(operation, context, root_value, middleware)
         if isinstance(executor, list):
             return ExecutionResult(None, errors=executor)
         source = create_source_event_stream(executor)
@@ -872,12 +995,14 @@ class GraphqlExecutor:
             source = await source
         if isinstance(source, ExecutionResult):
             return source
-        return SubscriptionResults(
-            executor, source, self._shared_results_key(operation), self.shared_results
-        )
+        return executor, source
 
     def _build(
-        self, operation: PreparedOperation, context: Any, root_value: Any
+        self,
+        operation: PreparedOperation,
+        context: Any,
+        root_value: Any,
+        middleware: ExecutionMiddleware,
     ) -> LimitedExecutor | list[GraphQLError]:
         executor = LimitedExecutor.build(
             self.schema,
@@ -886,12 +1011,12 @@ class GraphqlExecutor:
             context,
             operation.variables,
             operation.operation_name,
-            middleware=self.middleware,
+            middleware=middleware,
             max_result_size=self.max_result_size,
         )
         return cast("LimitedExecutor | list[GraphQLError]", executor)
 
-    def _shared_results_key(self, operation: PreparedOperation) -> tuple[Any, ...] | None:
+    def shared_results_key(self, operation: PreparedOperation) -> tuple[Any, ...] | None:
         """What identifies results that every subscriber of this operation can share, or
         None when a result may depend on who receives it."""
         root = operation.operation.selection_set.selections
@@ -908,3 +1033,338 @@ class GraphqlExecutor:
         digest = hashlib.sha256(operation.query.encode("utf-8", "surrogatepass")).digest()
         variables_digest = hashlib.sha256(variables.encode("utf-8", "surrogatepass")).digest()
         return (digest, operation.operation_name, variables_digest)
+
+
+STRAWBERRY_RULES: Final[tuple[type[ASTValidationRule], ...]] = (
+    MaybeNullValidationRule,
+    OneOfInputValidationRule,
+)
+"""The rules Strawberry adds to every validation (``strawberry.schema.validate_document``)."""
+
+ALL_OPERATION_TYPES: Final = tuple(StrawberryOperationType)
+
+
+def check_extensions(schema: strawberry.Schema) -> list[SchemaExtension]:
+    """The schema's extensions, instantiated once to be looked at; anything that is not a
+    Strawberry extension is refused here, at start-up, naming it."""
+    try:
+        extensions = schema.get_extensions()
+    except Exception as exc:
+        raise TypeError(
+            f"The schema's extensions cannot be created for an operation: {exc!r}"
+        ) from exc
+    custom = schema.execution_context_class
+    if custom is not StrawberryGraphQLCoreExecutionContext:
+        raise TypeError(
+            f"The schema's execution_context_class {custom.__qualname__} cannot run here: "
+            "operations over the socket run on this library's own graphql-core executor "
+            "(thread offload of sync resolvers, result-size limit); leave it unset"
+        )
+    for extension in extensions:
+        if not isinstance(extension, SchemaExtension):
+            raise TypeError(
+                f"{extension!r} in the schema's extensions is not a strawberry "
+                "SchemaExtension (or a class or factory of one): it cannot run here"
+            )
+    return extensions
+
+
+_PER_RESULT_HOOKS: Final = ("resolve", "get_results", "on_stream_result", "on_execute")
+
+
+def _per_subscriber(extension: SchemaExtension) -> bool:
+    """Whether ``extension`` may make one subscriber's result differ from another's: a
+    hook that runs per field, per result or around execution. ``MaskErrors`` only
+    rewrites the errors of a result, as a function of them: results stay shareable
+    (the masked text is what is shared)."""
+    kind = type(extension)
+    for hook in _PER_RESULT_HOOKS:
+        own = getattr(kind, hook, None)
+        if own is getattr(SchemaExtension, hook):
+            continue
+        if isinstance(extension, MaskErrors) and own is getattr(MaskErrors, hook, None):
+            continue
+        return True
+    return False
+
+
+def _coerce_error(error: Exception) -> GraphQLError:
+    if isinstance(error, GraphQLError):
+        return error
+    return GraphQLError(str(error), original_error=error)
+
+
+def _missing_operation(operation_name: str | None) -> GraphQLError:
+    if operation_name:
+        return GraphQLError(f"Unknown operation named '{operation_name}'.")
+    return GraphQLError("Must provide operation name if query contains multiple operations.")
+
+
+class OperationRun:
+    """One operation through its schema's extension lifecycle, in the order Strawberry
+    runs it (``Schema.execute`` for queries and mutations, ``Schema.subscribe`` for
+    subscriptions), so that a schema's extensions behave over the socket as they do in
+    Strawberry:
+
+    * ``on_operation`` wraps everything: from parsing to the result of a query, and the
+      whole life of a subscription;
+    * ``on_parse`` wraps parsing, which comes from the shared :class:`DocumentCache`
+      unless an extension set ``execution_context.graphql_document`` (``ParserCache``);
+      parse options an extension sets (``MaxTokensLimiter``) are honoured;
+    * ``on_validate`` wraps validation with the execution context's rules, which
+      extensions may change (``AddValidationRules``, ``QueryDepthLimiter``,
+      ``MaxAliasesLimiter``, ``DisableIntrospection``, ``DisableValidation``) or
+      replace with their own results (``ValidationCache``); the consumer's own limits
+      run beside them (both must pass);
+    * ``on_execute`` wraps execution; ``resolve`` hooks are middleware;
+    * errors go through ``schema.process_errors`` (Strawberry's logging, or the user's
+      override), each result gets ``get_results()`` as its ``extensions``, and each
+      subscription result passes through ``on_stream_result`` (where ``MaskErrors``
+      masks it) before it is serialized.
+
+    A schema without extensions skips the hooks and pays only for error processing.
+    """
+
+    def __init__(
+        self, executor: GraphqlExecutor, payload: OperationPayload, context: Any, root_value: Any
+    ) -> None:
+        self._executor = executor
+        schema = executor.strawberry_schema
+        self.execution_context = StrawberryExecutionContext(
+            query=payload["query"],
+            schema=schema,
+            allowed_operations=ALL_OPERATION_TYPES,
+            context=context,
+            root_value=root_value,
+            variables=payload.get("variables"),
+            provided_operation_name=payload.get("operationName"),
+            operation_extensions=payload.get("extensions"),
+        )
+        self._extensions: list[SchemaExtension] = (
+            schema.get_extensions() if executor.has_extensions else []
+        )
+        for extension in self._extensions:
+            extension.execution_context = self.execution_context
+        self._runner = SchemaExtensionsRunner(self.execution_context, self._extensions)
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._middleware = (
+            executor.middleware_for(self._extensions)
+            if executor.resolve_extensions
+            else executor.middleware
+        )
+
+    # --- the phases -----------------------------------------------------------------------
+
+    async def prepare(self) -> PreparedOperation | list[FormattedError]:
+        """Parse, select the operation and validate it; on errors the operation ends and
+        its (processed, masked) errors are returned in wire form."""
+        context = self.execution_context
+        entry: ParsedDocument | None = None
+        try:
+            if self._extensions:
+                self._stack = contextlib.AsyncExitStack()
+                await self._stack.enter_async_context(self._runner.operation())
+                async with self._runner.parsing():
+                    entry = await self._parse()
+            else:
+                entry = await self._parse()
+            if context.pre_execution_errors:
+                return await self._refuse(context.pre_execution_errors)
+            document = context.graphql_document
+            assert document is not None
+            operation = graphql.get_operation_ast(document, context._provided_operation_name)
+            if operation is None:
+                return await self._refuse([_missing_operation(context._provided_operation_name)])
+            if self._extensions:
+                async with self._runner.validation():
+                    await self._validate(entry)
+            else:
+                await self._validate(entry)
+            if context.pre_execution_errors:
+                return await self._refuse(context.pre_execution_errors)
+        except Exception as exc:  # a hook raised: Strawberry answers with its text
+            return await self._refuse([_coerce_error(exc)])
+        # Only the declared variables are kept (for as long as a subscription lives):
+        # a client's undeclared ones are never used.
+        if context.variables:
+            declared = {
+                definition.variable.name.value
+                for definition in operation.variable_definitions or ()
+            }
+            context.variables = {
+                name: value for name, value in context.variables.items() if name in declared
+            }
+        assert context.query is not None
+        return PreparedOperation(
+            query=context.query,
+            document=document,
+            operation=operation,
+            variables=context.variables,
+            operation_name=context._provided_operation_name,
+            tokens=entry.tokens if entry is not None else count_tokens(document),
+        )
+
+    async def execute(self, prepared: PreparedOperation) -> ExecutionResultPayload:
+        """Run a prepared query or mutation to its one result, in wire form."""
+        context = self.execution_context
+        try:
+            if self._extensions:
+                async with self._runner.executing():
+                    result = await self._execute_once(prepared)
+            else:
+                result = await self._execute_once(prepared)
+        except Exception as exc:
+            return format_result(await self._refused([_coerce_error(exc)]))
+        # Errors are processed (logged) before the extensions see the result, then
+        # on_operation ends (MaskErrors masks there), then get_results().
+        if result.errors:
+            context.pre_execution_errors = result.errors
+            self._process_errors(result.errors)
+        await self.close()
+        if self._extensions:
+            result.extensions = await self._runner.get_extensions_results(context)
+        return format_result(result)
+
+    async def subscribe(
+        self, prepared: PreparedOperation
+    ) -> SubscriptionResults | ExecutionResultPayload:
+        """Start a prepared subscription: its stream of serialized results, or the one
+        result that refused it (processed and masked like any event)."""
+        try:
+            if self._extensions:
+                async with self._runner.executing():
+                    opened = await self._open(prepared)
+            else:
+                opened = await self._open(prepared)
+        except Exception as exc:
+            opened = ExecutionResult(None, errors=[_coerce_error(exc)])
+        if isinstance(opened, ExecutionResult):
+            try:
+                return cast("ExecutionResultPayload", json.loads(await self.event_text(opened)))
+            finally:
+                await self.close()
+        executor, source = opened
+        # The request's extensions were for starting it (a persisted query's hash, say);
+        # a subscription does not keep the client's whatever-it-sent for its lifetime.
+        self.execution_context.operation_extensions = None
+        return SubscriptionResults(
+            executor,
+            source,
+            self._executor.shared_results_key(prepared),
+            self._executor.shared_results,
+            self,
+        )
+
+    async def event_text(self, result: ExecutionResult) -> str:
+        """One subscription result through error processing, ``get_results`` and
+        ``on_stream_result``, serialized."""
+        context = self.execution_context
+        if result.errors:
+            context.pre_execution_errors = result.errors
+            self._process_errors(result.errors)
+        if not self._extensions:
+            return serialize_result(result)
+        result.extensions = await self._runner.get_extensions_results(context)
+        context.result = result
+        # Strawberry's hooks take its own result types; graphql-core's has the same
+        # attributes (MaskErrors reads and replaces ``errors``).
+        async with self._runner.on_stream_result(cast("Any", result)):
+            return serialize_result(result)
+
+    async def close(self) -> None:
+        """End ``on_operation`` (once; later calls do nothing)."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    # --- helpers --------------------------------------------------------------------------
+
+    async def _parse(self) -> ParsedDocument | None:
+        context = self.execution_context
+        if context.graphql_document is not None:
+            return None  # an extension's on_parse provided it
+        assert context.query is not None
+        entry = await self._executor.documents.parse_async(
+            context.query, cast("dict[str, Any]", context.parse_options)
+        )
+        if entry.document is None:
+            context.pre_execution_errors = list(entry.errors)
+        else:
+            context.graphql_document = entry.document
+        return entry
+
+    async def _validate(self, entry: ParsedDocument | None) -> None:
+        context = self.execution_context
+        executor = self._executor
+        rules: tuple[type[ASTValidationRule], ...] = ()
+        if context.validation_rules and context.pre_execution_errors is None:
+            rules = (*context.validation_rules, *STRAWBERRY_RULES)
+        rules = (*rules, *executor.own_rules)
+        if not rules:
+            return
+        document = context.graphql_document
+        assert document is not None
+        if entry is None or entry.document is not document:
+            # A document from elsewhere (an extension's cache): validated, not cached.
+            errors: Sequence[GraphQLError] = graphql.validate(executor.schema, document, rules)
+        else:
+            assert context.query is not None
+            long = len(context.query) >= LONG_DOCUMENT_LENGTH
+            errors = (await executor.documents.validate_async(entry, rules, long=long)).errors
+        if errors:
+            context.pre_execution_errors = [*(context.pre_execution_errors or ()), *errors]
+        elif context.pre_execution_errors is None:
+            context.pre_execution_errors = []
+
+    async def _execute_once(self, prepared: PreparedOperation) -> ExecutionResult:
+        context = self.execution_context
+        if context.result is not None:  # an on_execute hook answered (a result cache)
+            return cast("ExecutionResult", context.result)
+        result = await self._executor._execute_graphql(
+            prepared, context.context, context.root_value, self._middleware
+        )
+        context.result = result
+        return result
+
+    async def _open(
+        self, prepared: PreparedOperation
+    ) -> tuple[LimitedExecutor, AsyncIterable[Any]] | ExecutionResult:
+        context = self.execution_context
+        return await self._executor._open_source(
+            prepared, context.context, context.root_value, self._middleware
+        )
+
+    async def _refuse(self, errors: Sequence[GraphQLError]) -> list[FormattedError]:
+        return format_errors((await self._refused(errors)).errors or [])
+
+    async def _refused(self, errors: Sequence[GraphQLError]) -> ExecutionResult:
+        """End the operation with ``errors`` (as Strawberry ends it with a
+        ``PreExecutionError``): processed, given the extensions' results, masked when
+        ``on_operation`` ends."""
+        context = self.execution_context
+        result = ExecutionResult(None, errors=list(errors))
+        context.pre_execution_errors = result.errors
+        self._process_errors(result.errors or [])
+        if self._extensions:
+            try:
+                result.extensions = await self._runner.get_extensions_results(context)
+            except Exception:
+                logger.exception("An extension's get_results raised")
+        context.result = result
+        try:
+            await self.close()
+        except Exception as exc:
+            logger.exception("An extension's on_operation raised while ending")
+            result = ExecutionResult(None, errors=[_coerce_error(exc)])
+        return result
+
+    def _process_errors(self, errors: list[GraphQLError]) -> None:
+        # An OperationRejected is an answer the application chose, not a failure: the
+        # schema's error processing (Strawberry logs every error) does not see it.
+        errors = [e for e in errors if not isinstance(e.original_error, OperationRejected)]
+        if not errors:
+            return
+        try:
+            self._executor.strawberry_schema._process_errors(errors, self.execution_context)
+        except Exception:
+            logger.exception("The schema's process_errors raised")

@@ -152,7 +152,7 @@ def test_the_shared_key_holds_digests_not_the_clients_texts() -> None:
     def key(variables: dict[str, list[str]]) -> tuple[object, ...]:
         prepared = asyncio.run(executor.prepare({"query": MEASUREMENT, "variables": variables}))
         assert not isinstance(prepared, list)
-        shared = executor._shared_results_key(prepared)
+        shared = executor.shared_results_key(prepared)
         assert shared is not None
         return shared
 
