@@ -349,7 +349,7 @@ MODEL = "subscription { onFidelityNote { action node { text } } }"
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("extensions", ["none", "MaskErrors", "Recorder", "MaxTokensLimiter"])
+@pytest.mark.parametrize("extensions", EXTENSIONS)
 async def test_model_subscriptions_match_strawberry(extensions: str, subprotocol: str) -> None:
     consumer = consumer_for(extensions)
     results = await consumer.schema.subscribe(MODEL, context_value=context())
