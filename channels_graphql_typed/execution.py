@@ -229,6 +229,48 @@ class PreparedOperation:
 MAX_VALIDATIONS_PER_DOCUMENT: Final = 8
 """Rule sets whose results one cached document keeps (extensions may vary them)."""
 
+_PLAIN_VALUES: Final = (str, int, float, bool, type(None), bytes)
+
+
+def _rule_key(rule: type[ASTValidationRule]) -> Any:
+    """What identifies a validation rule across operations, or None when its results
+    must not be reused.
+
+    A module-level rule class is its own key. Extensions make their rules per operation
+    (``QueryDepthLimiter(max_depth=10)`` defines a new class each time); two such
+    classes are the same rule when they come from the same code with the same plain
+    values captured (the depth limit). A rule that captured anything else (a callback,
+    a predicate) is validated every time, so it sees every document as in Strawberry.
+    """
+    if "<locals>" not in rule.__qualname__:
+        return rule
+    captured: list[Any] = []
+    codes: list[Any] = []
+    for value in vars(rule).values():
+        code = getattr(value, "__code__", None)
+        if code is None:
+            continue
+        codes.append(code)
+        for cell in getattr(value, "__closure__", None) or ():
+            contents = cell.cell_contents
+            if contents is rule:
+                continue  # the class cell that super() uses
+            if not isinstance(contents, _PLAIN_VALUES):
+                return None
+            captured.append((type(contents), contents))
+    return (rule.__module__, rule.__qualname__, tuple(codes), tuple(captured))
+
+
+def rules_key(rules: tuple[type[ASTValidationRule], ...]) -> Any:
+    """The cache key of a set of rules (see :func:`_rule_key`), or None."""
+    keys = []
+    for rule in rules:
+        key = _rule_key(rule)
+        if key is None:
+            return None
+        keys.append(key)
+    return tuple(keys)
+
 
 class DocumentCache:
     """Parse once per query text, validate once per text and set of rules; an LRU
@@ -306,25 +348,30 @@ class DocumentCache:
     def validate(
         self, entry: ParsedDocument, rules: tuple[type[ASTValidationRule], ...]
     ) -> PreparedDocument:
-        validated = entry.validations.get(rules)
+        key = rules_key(rules)
+        validated = entry.validations.get(key) if key is not None else None
         if validated is None:
             validated = self._validate(entry, rules)
-            if len(entry.validations) < MAX_VALIDATIONS_PER_DOCUMENT:
-                entry.validations[rules] = validated
+            self._keep(entry, key, validated)
         return validated
 
     async def validate_async(
         self, entry: ParsedDocument, rules: tuple[type[ASTValidationRule], ...], *, long: bool
     ) -> PreparedDocument:
-        validated = entry.validations.get(rules)
-        if validated is not None:
-            return validated
         if not long:
             return self.validate(entry, rules)
-        validated = cast("PreparedDocument", await self._in_thread(self._validate, entry, rules))
-        if len(entry.validations) < MAX_VALIDATIONS_PER_DOCUMENT:
-            entry.validations[rules] = validated
+        key = rules_key(rules)
+        validated = entry.validations.get(key) if key is not None else None
+        if validated is None:
+            validated = cast(
+                "PreparedDocument", await self._in_thread(self._validate, entry, rules)
+            )
+            self._keep(entry, key, validated)
         return validated
+
+    def _keep(self, entry: ParsedDocument, key: Any, validated: PreparedDocument) -> None:
+        if key is not None and len(entry.validations) < MAX_VALIDATIONS_PER_DOCUMENT:
+            entry.validations[key] = validated
 
     def _key(self, query: str, options: dict[str, Any] | None) -> Any:
         if not options:

@@ -432,3 +432,18 @@ def test_masked_results_stay_shared_and_resolve_hooks_stop_sharing() -> None:
     assert masked._shareable_subscription_fields == {"onFidelity", "onFidelityNote"}
     recorder = consumer_for("Recorder").executor()
     assert recorder._shareable_subscription_fields == frozenset()
+
+
+def test_validation_of_extension_rules_is_cached_when_they_capture_plain_values() -> None:
+    from channels_graphql_typed.execution import rules_key
+
+    first = QueryDepthLimiter(max_depth=2).validation_rules
+    second = QueryDepthLimiter(max_depth=2).validation_rules
+    other = QueryDepthLimiter(max_depth=3).validation_rules
+    assert first[0] is not second[0]  # a new class per operation
+    assert rules_key(tuple(first)) == rules_key(tuple(second))
+    assert rules_key(tuple(first)) != rules_key(tuple(other))
+    # A rule that calls back into the application runs on every document.
+    calls: list[Any] = []
+    with_callback = QueryDepthLimiter(max_depth=2, callback=calls.append).validation_rules
+    assert rules_key(tuple(with_callback)) is None
