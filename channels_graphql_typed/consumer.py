@@ -43,6 +43,7 @@ from .operation import (
     OperationSettings,
     current_operation,
 )
+from .origin import default_allowed_origins, origin_allowed, request_origin
 from .protocol import (
     PROTOCOL_MACHINES,
     SUBPROTOCOLS,
@@ -95,6 +96,12 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
 
     subprotocols: ClassVar[Sequence[str]] = SUBPROTOCOLS
     """Accepted subprotocols; the client's first offered one that is listed here wins."""
+
+    allowed_origins: ClassVar[Sequence[str] | None] = None
+    """Origins whose pages may open a socket (see :mod:`channels_graphql_typed.origin`):
+    ``"*"``, exact origins (``"https://chat.example.com"``) or ``ALLOWED_HOSTS``-style
+    host patterns. None: the hosts of ``ALLOWED_HOSTS``. A handshake with another
+    ``Origin`` is refused (HTTP 403); one without ``Origin`` (not a browser) is accepted."""
 
     strict_ordering: ClassVar[bool] = False
     """Run operations one at a time in arrival order instead of concurrently."""
@@ -253,6 +260,13 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
+        allowed = self.allowed_origins
+        if allowed is None:
+            allowed = default_allowed_origins()
+        if not origin_allowed(request_origin(self.scope.get("headers", ())), allowed):
+            # Refused before accept: the ASGI server answers the handshake with 403.
+            await self.close()
+            return
         offered = self.scope.get("subprotocols") or []
         chosen = next(
             (p for p in offered if p in self.subprotocols and p in PROTOCOL_MACHINES), None

@@ -1,7 +1,7 @@
 """The chat example end to end: a real uvicorn process, WebSocket and HTTP clients.
 
-WebSocket clients are :class:`cgt.GraphqlWsClient` over aiohttp, sending the Origin
-header that a browser sends (the endpoint is behind ``AllowedHostsOriginValidator``);
+WebSocket clients are :class:`cgt.GraphqlWsClient` over aiohttp, most of them sending
+the Origin header that a browser sends (the consumer refuses foreign origins only);
 HTTP requests are plain JSON POSTs to the same ``/graphql/``.
 """
 
@@ -212,13 +212,57 @@ async def test_management_command_stores_and_broadcasts(chat_server: ChatServer)
             assert await next_data(stream) == message(room, "From the command line", "system")
 
 
-async def test_websocket_from_another_site_is_refused(chat_server: ChatServer) -> None:
-    transport = cgt.GraphqlWsTransportAiohttp(
-        chat_server.ws_url, headers={"Origin": "http://attacker.example"}
-    )
-    with pytest.raises(cgt.GraphqlWsConnectionClosed, match="403"):
-        async with cgt.GraphqlWsClient(transport, timeout=TIMEOUT):
-            pass
+async def demo_session_cookies(
+    session: aiohttp.ClientSession, server: ChatServer
+) -> dict[str, str]:
+    """Log in as demo over HTTP; the session cookie that the login set."""
+    data = await post(session, server, LOGIN, {"username": "demo", "password": "demo"})
+    assert data == {"login": {"ok": True}}
+    cookies = {
+        cookie.key: cookie.value for cookie in session.cookie_jar if cookie.key == "sessionid"
+    }
+    assert cookies, "the login set no session cookie"
+    return cookies
+
+
+async def test_a_page_of_another_site_cannot_use_the_session_cookie(
+    chat_server: ChatServer,
+) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        cookies = await demo_session_cookies(session, chat_server)
+    for origin in ("http://attacker.example", "http://127.0.0.1.attacker.example", "null"):
+        transport = cgt.GraphqlWsTransportAiohttp(
+            chat_server.ws_url, headers={"Origin": origin}, cookies=cookies
+        )
+        with pytest.raises(cgt.GraphqlWsConnectionClosed, match="403"):
+            async with cgt.GraphqlWsClient(transport, timeout=TIMEOUT):
+                pass
+    assert '"WebSocket /graphql/" 403' in chat_server.output()
+
+
+async def test_the_sites_own_pages_are_accepted_with_the_session(chat_server: ChatServer) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        cookies = await demo_session_cookies(session, chat_server)
+    for origin in (chat_server.origin, f"http://localhost:{chat_server.port}"):
+        transport = cgt.GraphqlWsTransportAiohttp(
+            chat_server.ws_url, headers={"Origin": origin}, cookies=cookies
+        )
+        async with cgt.GraphqlWsClient(transport, timeout=TIMEOUT) as client:
+            assert (await client.execute(ME)).data == {"me": {"username": "demo"}}
+
+
+@pytest.mark.parametrize("subprotocol", [cgt.GRAPHQL_TRANSPORT_WS, cgt.GRAPHQL_WS])
+async def test_clients_that_send_no_origin_are_accepted(
+    chat_server: ChatServer, subprotocol: str
+) -> None:
+    room = new_room()
+    transport = cgt.GraphqlWsTransportAiohttp(chat_server.ws_url)
+    async with cgt.GraphqlWsClient(transport, subprotocol=subprotocol, timeout=TIMEOUT) as client:
+        await send(client, room, "no Origin")
+        history = await client.execute(HISTORY, {"chatroom": room})
+        assert history.data == {
+            "history": [{"chatroom": room, "text": "no Origin", "sender": "Anonymous"}]
+        }
 
 
 @pytest.mark.parametrize(

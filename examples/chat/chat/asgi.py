@@ -18,7 +18,6 @@ django_application = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from .schema import ChatConsumer  # noqa: E402
@@ -46,12 +45,11 @@ websocket_routes = [path("graphql/", ChatConsumer.as_asgi())]  # type: ignore[ar
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        # The session cookie identifies the user; browsers' connections from other
-        # sites (an Origin not in ALLOWED_HOSTS) are refused.
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(
-                URLRouter(websocket_routes)  # type: ignore[arg-type]
-            )
+        # The session cookie identifies the user. ChatConsumer refuses the pages of
+        # other sites (an Origin not in ALLOWED_HOSTS) and accepts clients that send no
+        # Origin: they are not browsers, so they carry no victim's cookies.
+        "websocket": AuthMiddlewareStack(
+            URLRouter(websocket_routes)  # type: ignore[arg-type]
         ),
         "lifespan": lifespan,
     }
