@@ -58,6 +58,7 @@ from .protocol import (
     StopOperation,
 )
 from .protocol.common import DEFAULT_MAX_MESSAGE_SIZE, error
+from .protocol.messages import confirmation_requested
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -160,7 +161,9 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
 
     confirm_subscriptions: ClassVar[bool] = False
     """Send ``subscription_confirmation_message`` as the first result of every
-    subscription, once it is registered in all its groups."""
+    subscription, once it is registered in all its groups. Without it, a client gets the
+    confirmation of the subscriptions whose ``extensions`` ask for it
+    (:data:`~channels_graphql_typed.protocol.messages.CONFIRM_SUBSCRIPTION_EXTENSION`)."""
 
     subscription_confirmation_message: ClassVar[dict[str, Any]] = {"data": None}
     """The confirmation's payload (sent in a ``next`` / ``data`` message)."""
@@ -507,7 +510,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             await self._perform(machine.complete(operation))
             return
         try:
-            if self.confirm_subscriptions:
+            if self.confirm_subscriptions or confirmation_requested(operation.payload):
                 await self._perform(
                     machine.send_result(
                         operation,

@@ -110,9 +110,9 @@ async def test_management_command_reaches_both_servers_once_in_order(
             for _ in range(2):
                 client = await stack.enter_async_context(chat_client(server))
                 stream = await stack.enter_async_context(
-                    client.subscribe(SUBSCRIBE, {"chatroom": room})
+                    client.subscribe(SUBSCRIBE, {"chatroom": room}, confirm=True)
                 )
-                assert await next_text(stream) is None  # confirmed: in all its groups
+                await stream.wait_confirmed()  # confirmed: in all its groups
                 streams.append(stream)
         for text in ("first", "second"):
             completed = run_manage(environment, "send_chat_message", room, text)

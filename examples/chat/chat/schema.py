@@ -221,9 +221,10 @@ class ChatConsumer(cgt.GraphqlWsConsumer):
 
     schema = schema
     context_class = ChatContext
-    # A subscription's first result is {"data": null} once it is registered: a client
-    # that waits for it misses no message sent afterwards.
-    confirm_subscriptions = True
+    # No consumer-wide confirmation: standard clients would take its {"data": null} for a
+    # message. A client that wants to know when its subscription is registered asks in
+    # the operation's extensions (cgt.CONFIRM_SUBSCRIPTION_EXTENSION), as the chat page
+    # does.
     send_ping_every = 20
 
     async def on_operation(self, id: str, payload: cgt.OperationPayload) -> None:

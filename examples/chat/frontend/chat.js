@@ -17,6 +17,10 @@ const ON_NEW_MESSAGE = `subscription OnNewChatMessage($chatroom: String!) {
   onNewChatMessage(chatroom: $chatroom) { chatroom text sender }
 }`;
 
+// Asks the server to confirm this one subscription once it is registered: its first
+// result is then {"data": null}. Other clients of the same server get no such result.
+const CONFIRM = { "channels_graphql_typed.confirm": true };
+
 const element = (id) => document.getElementById(id);
 const messages = element("messages");
 
@@ -124,7 +128,7 @@ function joinRoom(name) {
     },
     error: showError,
     complete() {},
-  });
+  }, CONFIRM);
 }
 
 element("room-form").addEventListener("submit", (event) => {
