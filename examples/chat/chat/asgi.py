@@ -18,7 +18,6 @@ django_application = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import path  # noqa: E402
 
 from .schema import ChatConsumer  # noqa: E402
 
@@ -39,8 +38,7 @@ async def lifespan(
             return
 
 
-# types-channels types django.urls.path() for Django views only, hence the ignores.
-websocket_routes = [path("graphql/", ChatConsumer.as_asgi())]  # type: ignore[arg-type]
+websocket_routes = [ChatConsumer.as_route("graphql/")]
 
 application = ProtocolTypeRouter(
     {
@@ -48,9 +46,7 @@ application = ProtocolTypeRouter(
         # The session cookie identifies the user. ChatConsumer refuses the pages of
         # other sites (an Origin not in ALLOWED_HOSTS) and accepts clients that send no
         # Origin: they are not browsers, so they carry no victim's cookies.
-        "websocket": AuthMiddlewareStack(
-            URLRouter(websocket_routes)  # type: ignore[arg-type]
-        ),
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_routes)),
         "lifespan": lifespan,
     }
 )
