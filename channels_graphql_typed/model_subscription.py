@@ -132,6 +132,7 @@ class ModelSubscription(Subscription[ModelEvent[ModelT]]):
     model: ClassVar[type[models.Model]]
     """The model, from the class's type parameter."""
     _node_attributes: ClassVar[tuple[str, ...]]
+    _hook_names = (*Subscription._hook_names, "authorize_subscription", "authorize_delivery")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         model = _declared_model(cls)
