@@ -26,7 +26,16 @@ import collections
 import contextlib
 from typing import TYPE_CHECKING, Any, Final
 
-from channels.testing import WebsocketCommunicator
+try:
+    from channels.testing import WebsocketCommunicator
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
+    if (exc.name or "").partition(".")[0] != "daphne":
+        raise
+    raise ModuleNotFoundError(
+        "channels_graphql_typed.testing needs daphne (Channels' testing module imports "
+        "it): pip install 'channels-graphql-typed[testing]'",
+        name="daphne",
+    ) from exc
 
 from .client.aiohttp import cookie_header
 from .client.client import DEFAULT_TIMEOUT, GraphqlWsClient

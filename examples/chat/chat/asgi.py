@@ -1,7 +1,7 @@
 """The ASGI application: HTTP to Django, WebSocket ``/graphql/`` to :class:`ChatConsumer`.
 
-``python -m uvicorn --app-dir examples/chat chat.asgi:application`` or
-``python examples/chat/manage.py runserver`` (Daphne's) serve it.
+``.venv/bin/python -m uvicorn --app-dir examples/chat chat.asgi:application`` or
+``.venv/bin/python examples/chat/manage.py runserver`` (Daphne's) serve it.
 """
 
 from __future__ import annotations
