@@ -85,7 +85,7 @@ def chat_servers(
 
 @contextlib.asynccontextmanager
 async def chat_client(server: ServerProcess) -> AsyncIterator[cgt.GraphqlWsClient]:
-    # The endpoint is behind AllowedHostsOriginValidator: send a browser's Origin.
+    # A browser's Origin, as the chat page's own: the consumer accepts it.
     transport = cgt.GraphqlWsTransportAiohttp(
         server.ws_url, headers={"Origin": f"http://{HOST}:{server.port}"}
     )
