@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -37,6 +38,7 @@ django.setup()
 import strawberry  # noqa: E402
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.layers import get_channel_layer  # noqa: E402
+from strawberry.extensions import MaskErrors, QueryDepthLimiter  # noqa: E402
 
 import channels_graphql_typed as cgt  # noqa: E402
 
@@ -81,7 +83,12 @@ class Subscription:
     on_bench = OnBench.field()
 
 
-schema = strawberry.Schema(query=Query, subscription=Subscription)
+EXTENSIONS: list[Any] = (
+    [MaskErrors, functools.partial(QueryDepthLimiter, max_depth=10)]
+    if os.environ.get("BENCH_EXTENSIONS")
+    else []
+)
+schema = strawberry.Schema(query=Query, subscription=Subscription, extensions=EXTENSIONS)
 
 
 class BenchConsumer(cgt.GraphqlWsConsumer):

@@ -34,6 +34,8 @@ class Measurement:
     mode: str
     layer: str
     params: dict[str, Any]
+    extensions: bool = False
+    """Serve the schema with Strawberry's MaskErrors and QueryDepthLimiter extensions."""
 
 
 def free_port() -> int:
@@ -55,8 +57,11 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def start_server(mode: str, layer: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    mode: str, layer: str, port: int, *, extensions: bool = False
+) -> subprocess.Popen[bytes]:
     environment = dict(os.environ, BENCH_MODE=mode, BENCH_LAYER=layer, PYTHONPATH=str(ROOT))
+    environment["BENCH_EXTENSIONS"] = "1" if extensions else ""
     environment["BENCH_REDIS_PREFIX"] = f"cgt-bench-{port}"
     process = subprocess.Popen(
         [
@@ -104,7 +109,9 @@ def stop(process: subprocess.Popen[Any]) -> None:
 
 def measure_once(measurement: Measurement) -> dict[str, Any]:
     port = free_port()
-    server = start_server(measurement.mode, measurement.layer, port)
+    server = start_server(
+        measurement.mode, measurement.layer, port, extensions=measurement.extensions
+    )
     scenario = dict(measurement.params, kind=measurement.kind, port=port)
     client = subprocess.Popen(
         [sys.executable, "-m", "bench.client", json.dumps(scenario)],
@@ -217,6 +224,24 @@ def suite(quick: bool) -> list[Measurement]:
             )
             for mode in ("strawberry", "cgt")
         ]
+    # The same with extensions on the schema (both servers run them).
+    measurements += [
+        Measurement(
+            "query round trip with extensions, 1 socket(s)",
+            "round_trip",
+            mode,
+            "memory",
+            {"sockets": 1, "duration": 2.0 if quick else 3.0},
+            extensions=True,
+        )
+        for mode in ("strawberry", "cgt")
+    ]
+    measurements += [
+        Measurement(
+            "fan-out N=1000 with extensions", "fan_out", mode, "memory", n1000, extensions=True
+        )
+        for mode in ("raw", "cgt")
+    ]
     return measurements
 
 
@@ -355,6 +380,16 @@ def targets(
         "query round trip 1 socket, x strawberry >= 1.5",
         ratio("query round trip, 1 socket(s)", "cgt", "strawberry"),
         1.5,
+    )
+    verdict(
+        "query round trip with MaskErrors + QueryDepthLimiter, x strawberry >= 1.5",
+        ratio("query round trip with extensions, 1 socket(s)", "cgt", "strawberry"),
+        1.5,
+    )
+    verdict(
+        "fan-out N=1000 with MaskErrors + QueryDepthLimiter, x raw >= 10",
+        ratio("fan-out N=1000 with extensions", "cgt", "raw"),
+        10,
     )
     problems = sum(
         run.get("lost", 0) + run.get("duplicates", 0) + run.get("reordered", 0)

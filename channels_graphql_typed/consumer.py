@@ -25,17 +25,19 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import path
-from graphql import ExecutionResult, GraphQLError, OperationType
+from graphql import GraphQLError, OperationType
 
 from .context import Context
 from .exceptions import ConnectionRejected, OperationRejected
 from .execution import (
     DEFAULT_DOCUMENT_CACHE_SIZE,
+    DEFAULT_DOCUMENT_CACHE_TOKENS,
+    DEFAULT_MAX_QUERY_ALIASES,
     DEFAULT_MAX_QUERY_DEPTH,
     DEFAULT_MAX_QUERY_TOKENS,
+    DEFAULT_MAX_RESULT_SIZE,
     GraphqlExecutor,
     format_errors,
-    format_result,
 )
 from .fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT, get_fanout
 from .operation import (
@@ -58,11 +60,17 @@ from .protocol import (
     StartOperation,
     StopOperation,
 )
-from .protocol.common import DEFAULT_MAX_MESSAGE_SIZE, error
+from .protocol.common import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_OPERATIONS_SIZE,
+    RELEASED_PAYLOAD,
+    count_json_values,
+    error,
+)
 from .protocol.messages import confirmation_requested
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     import strawberry
     from asgiref.typing import (
@@ -74,7 +82,7 @@ if TYPE_CHECKING:
     from channels.routing import URLRouter, _ExtendedURLPattern
     from graphql import ASTValidationRule
 
-    from .execution import PreparedOperation
+    from .execution import OperationRun, PreparedOperation, SubscriptionResults
     from .protocol import Action
     from .protocol.messages import ExecutionResultPayload, OperationPayload
 
@@ -123,6 +131,13 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     """With ``middleware``, subscribers of equal subscriptions share one result only when
     this is True: set it when the middleware does not depend on who gets the result."""
 
+    context_free_scalars: ClassVar[Collection[str]] = ()
+    """GraphQL names of custom scalars whose serializer depends on the value alone.
+    Subscribers of equal subscriptions never share a result that reaches any other
+    custom scalar: its serializer could read the connection (a time zone, a language
+    from a context variable). GraphQL's and Strawberry's built-in scalars need no
+    declaring."""
+
     connection_init_wait_timeout: ClassVar[float | None] = 3
     """Seconds to wait for ``connection_init`` before closing 4408 (None: forever)."""
 
@@ -138,11 +153,27 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     document_cache_size: ClassVar[int] = DEFAULT_DOCUMENT_CACHE_SIZE
     """How many distinct query texts keep their parsed and validated document."""
 
+    document_cache_tokens: ClassVar[int] = DEFAULT_DOCUMENT_CACHE_TOKENS
+    """The most GraphQL tokens the cached documents may hold together (least recently
+    used ones leave first); a parsed document costs a few hundred bytes per token."""
+
     max_query_tokens: ClassVar[int | None] = DEFAULT_MAX_QUERY_TOKENS
     """Largest document, in GraphQL tokens; parsing stops there (an operation error)."""
 
     max_query_depth: ClassVar[int | None] = DEFAULT_MAX_QUERY_DEPTH
     """Deepest field nesting of an operation (fragments followed): a validation error."""
+
+    max_query_aliases: ClassVar[int | None] = DEFAULT_MAX_QUERY_ALIASES
+    """Most aliased fields in a document: a validation error beyond it."""
+
+    max_result_size: ClassVar[int | None] = DEFAULT_MAX_RESULT_SIZE
+    """Largest result, in bytes of JSON as estimated while it is built: a result that
+    would outgrow it is replaced by one error (None: no limit)."""
+
+    max_operations_size_per_connection: ClassVar[int | None] = DEFAULT_MAX_OPERATIONS_SIZE
+    """What the active operations of one connection may hold together, counted in
+    GraphQL tokens of their documents plus JSON values of their variables; an operation
+    that would pass it gets an error (None: no limit)."""
 
     introspection: ClassVar[bool] = True
     """False rejects introspection queries (``__schema``, ``__type``) at validation."""
@@ -202,10 +233,14 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
                 cls.schema,
                 middleware=cls.middleware,
                 share_results_under_middleware=cls.share_results_under_middleware,
+                context_free_scalars=cls.context_free_scalars,
                 max_worker_threads=cls.max_worker_threads,
                 document_cache_size=cls.document_cache_size,
+                document_cache_tokens=cls.document_cache_tokens,
                 max_query_tokens=cls.max_query_tokens,
                 max_query_depth=cls.max_query_depth,
+                max_query_aliases=cls.max_query_aliases,
+                max_result_size=cls.max_result_size,
                 introspection=cls.introspection,
                 validation_rules=cls.validation_rules,
             )
@@ -240,6 +275,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         self._waiting_operations: dict[Operation, None] = {}
         self._operation_waiting: asyncio.Event | None = None
         self._init_timer: asyncio.TimerHandle | None = None
+        self._operations_size = 0
 
     # Channels' AsyncConsumer.__call__ sets ``channel_receive`` to the channel layer's
     # receive on the connection's own channel, and ends the connection when it raises:
@@ -495,16 +531,11 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
                 logger.exception("on_operation raised; operation %r refused", operation.id)
                 await self._perform(machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)]))
                 return
-            prepared = self.executor().prepare(operation.payload)
-            if isinstance(prepared, list):
-                await self._perform(machine.send_errors(operation, prepared))
-                return
-            if prepared.operation_type is OperationType.SUBSCRIPTION:
-                await self._run_subscription(operation, prepared, ready)
-                return
-            result = await self.executor().execute(prepared, self.context)
-            await self._perform(machine.send_result(operation, format_result(result)))
-            await self._perform(machine.complete(operation))
+            run = self.executor().start(operation.payload, self.context)
+            try:
+                await self._run_prepared(operation, run, ready)
+            finally:
+                await run.close()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -514,36 +545,86 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             if ready is not None:
                 ready.set()
 
-    async def _run_subscription(
-        self, operation: Operation, prepared: PreparedOperation, ready: asyncio.Event | None
+    async def _run_prepared(
+        self, operation: Operation, run: OperationRun, ready: asyncio.Event | None
     ) -> None:
         machine = self.machine
         assert machine is not None
-        stream = await self.executor().subscribe(prepared, self.context)
+        prepared = await run.prepare()
+        # From here on the operation needs only what was prepared (the declared
+        # variables, coerced when it runs): the frame's other contents, unused variables
+        # and extensions included, are let go (once read: a subscription's confirmation
+        # may be asked for there).
+        confirm = self.confirm_subscriptions or confirmation_requested(operation.payload)
+        operation.payload = RELEASED_PAYLOAD
+        if isinstance(prepared, list):
+            await self._perform(machine.send_errors(operation, prepared))
+            return
+        size = self._charge(prepared)
+        if size is None:
+            message = (
+                "Too much in this connection's operations: their documents' tokens and "
+                "their variables' values may total at most "
+                f"{self.max_operations_size_per_connection} (max_operations_size_per_connection)"
+            )
+            await self._perform(machine.send_errors(operation, [error(message)]))
+            return
+        try:
+            if prepared.operation_type is OperationType.SUBSCRIPTION:
+                stream = await run.subscribe(prepared)
+                del prepared  # the raw variables: the stream keeps the coerced ones
+                await self._run_subscription(operation, stream, ready, confirm=confirm)
+                return
+            result = await run.execute(prepared)
+            await self._perform(machine.send_result(operation, result))
+            await self._perform(machine.complete(operation))
+        finally:
+            self._operations_size -= size
+
+    def _charge(self, prepared: PreparedOperation) -> int | None:
+        """Counts an operation against ``max_operations_size_per_connection``: its size,
+        or None when the connection cannot take it."""
+        limit = self.max_operations_size_per_connection
+        if limit is None:
+            return 0
+        room = limit - self._operations_size - prepared.tokens
+        if room < 0:
+            return None
+        values = count_json_values(prepared.variables, room) if prepared.variables else 0
+        if values > room:
+            return None
+        size = prepared.tokens + values
+        self._operations_size += size
+        return size
+
+    async def _run_subscription(
+        self,
+        operation: Operation,
+        stream: SubscriptionResults | ExecutionResultPayload,
+        ready: asyncio.Event | None,
+        *,
+        confirm: bool,
+    ) -> None:
+        machine = self.machine
+        assert machine is not None
         # Typed subscriptions are in all their groups once subscribe() has returned:
         # from here on, no broadcast can be missed, so the confirmation may go out.
         if ready is not None:
             ready.set()
-        if isinstance(stream, ExecutionResult):
-            await self._perform(machine.send_result(operation, format_result(stream)))
+        if isinstance(stream, dict):
+            await self._perform(machine.send_result(operation, stream))
             await self._perform(machine.complete(operation))
             return
         try:
-            if self.confirm_subscriptions or confirmation_requested(operation.payload):
+            if confirm:
                 await self._perform(
                     machine.send_result(
                         operation,
                         cast("ExecutionResultPayload", self.subscription_confirmation_message),
                     )
                 )
-            try:
-                async for payload_json in stream:
-                    await self._perform(machine.send_serialized_result(operation, payload_json))
-            except Exception:
-                # The source stream itself failed (not a resolver inside one event).
-                logger.exception("Subscription %r failed", operation.id)
-                await self._perform(machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)]))
-                return
+            async for payload_json in stream:
+                await self._perform(machine.send_serialized_result(operation, payload_json))
             await self._perform(machine.complete(operation))
         finally:
             await stream.aclose()

@@ -1,7 +1,12 @@
 """The one place that talks to graphql-core.
 
-* :class:`DocumentCache` parses and validates each distinct query text once (bounded
-  LRU), so a thousand clients sending the same subscription cost one parse.
+* :class:`DocumentCache` parses and validates each distinct query text once (an LRU
+  bounded by entries and by the GraphQL tokens it holds), so a thousand clients
+  sending the same subscription cost one parse. Long documents are parsed and
+  validated in a thread of their own, one at a time, so that a client sending big
+  distinct documents cannot stall the event loop that serves everyone else.
+* Results are bounded as they are built: an operation whose response would grow past
+  ``max_result_size`` stops growing there and gets one error instead.
 * :class:`GraphqlExecutor` runs operations against the GraphQLSchema that a
   Strawberry schema wraps: queries and mutations with ``execute``, subscriptions with
   ``subscribe``.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import contextvars
 import dataclasses
 import datetime
@@ -53,12 +59,19 @@ from graphql import (
 from graphql.execution import create_source_event_stream, execute_subscription_event
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
+from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.types.execution import ExecutionContext as StrawberryExecutionContext
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from .exceptions import OperationRejected
 from .operation import PublishFailure
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Callable, Sequence
+    from collections.abc import AsyncIterable, Callable, Collection, Sequence
 
     import strawberry
     from graphql.execution.executor import Executor
@@ -69,10 +82,22 @@ logger = logging.getLogger("channels_graphql_typed")
 
 STRAWBERRY_DEFINITION: Final = "strawberry-definition"
 DEFAULT_DOCUMENT_CACHE_SIZE: Final = 1000
+DEFAULT_DOCUMENT_CACHE_TOKENS: Final = 100_000
+"""GraphQL tokens the document cache may hold in all (a parsed document costs a few
+hundred bytes per token: about 40 MiB at most)."""
 DEFAULT_MAX_QUERY_TOKENS: Final = 10_000
 DEFAULT_MAX_QUERY_DEPTH: Final = 32
+DEFAULT_MAX_QUERY_ALIASES: Final = 100
+DEFAULT_MAX_RESULT_SIZE: Final = 2 * 1024 * 1024
 MAX_CACHED_QUERY_LENGTH: Final = 64 * 1024
 """Longer query texts are parsed every time: the cache must not hold huge keys."""
+LONG_DOCUMENT_LENGTH: Final = 4096
+"""Query texts at least this long are parsed and validated off the event loop."""
+ASYNC_FIELD_COST: Final = 128
+"""What a field resolved asynchronously counts against ``max_result_size``."""
+RESULT_TOO_LARGE: Final = (
+    "The result is too large: it would exceed {limit} bytes (max_result_size)."
+)
 
 
 def max_depth_rule(max_depth: int) -> type[ASTValidationRule]:
@@ -129,12 +154,59 @@ def max_depth_rule(max_depth: int) -> type[ASTValidationRule]:
     return MaxQueryDepthRule
 
 
+def max_aliases_rule(max_aliases: int) -> type[ASTValidationRule]:
+    """A validation rule rejecting documents with more than ``max_aliases`` aliased
+    fields: aliases are how one small document asks for the same costly field many
+    times."""
+
+    class MaxQueryAliasesRule(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self._count = 0
+
+        def enter_field(self, node: FieldNode, *_: Any) -> None:
+            if node.alias is None:
+                return
+            self._count += 1
+            if self._count == max_aliases + 1:
+                self.report_error(
+                    GraphQLError(f"The document has more than {max_aliases} aliases.", node)
+                )
+
+    return MaxQueryAliasesRule
+
+
+def count_tokens(document: DocumentNode) -> int:
+    """How many lexical tokens the parser read for ``document`` (what its AST costs)."""
+    count = 0
+    token = document.loc.start_token if document.loc is not None else None
+    while token is not None:
+        count += 1
+        token = token.next
+    return count
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PreparedDocument:
     """A parsed and validated document, or the errors that made it invalid."""
 
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...]
+    tokens: int = 0
+    """The document's size in lexical tokens (0 when it could not be parsed)."""
+
+
+@dataclasses.dataclass(slots=True)
+class ParsedDocument:
+    """One cache entry: a query text parsed (or the error that stopped its parsing), and
+    its validation results, one per set of rules it was validated with."""
+
+    document: DocumentNode | None
+    errors: tuple[GraphQLError, ...]
+    tokens: int
+    validations: dict[tuple[type[ASTValidationRule], ...], PreparedDocument] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,64 +218,175 @@ class PreparedOperation:
     operation: OperationDefinitionNode
     variables: dict[str, Any] | None
     operation_name: str | None
+    tokens: int = 0
+    """The document's size in lexical tokens."""
 
     @property
     def operation_type(self) -> OperationType:
         return self.operation.operation
 
 
+MAX_VALIDATIONS_PER_DOCUMENT: Final = 8
+"""Rule sets whose results one cached document keeps (extensions may vary them)."""
+
+
 class DocumentCache:
-    """Parse + validate once per query text; a bounded LRU shared by all connections."""
+    """Parse once per query text, validate once per text and set of rules; an LRU
+    shared by all connections, bounded by its number of entries and by the tokens of
+    the documents it holds.
+
+    Parse options that a schema extension sets (Strawberry's ``MaxTokensLimiter`` sets
+    ``max_tokens``) are part of the key, and the stricter token limit wins. Long texts
+    are parsed and validated in a thread of their own, one at a time.
+    """
 
     def __init__(
         self,
         schema: GraphQLSchema,
         *,
         max_size: int = DEFAULT_DOCUMENT_CACHE_SIZE,
+        max_cached_tokens: int = DEFAULT_DOCUMENT_CACHE_TOKENS,
         rules: Sequence[type[ASTValidationRule]] | None = None,
         max_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
         self._schema = schema
         self._max_size = max_size
-        self._rules = rules
+        self._max_cached_tokens = max_cached_tokens
+        self._rules = tuple(rules if rules is not None else specified_rules)
         self._max_tokens = max_tokens
-        self._entries: collections.OrderedDict[str, PreparedDocument] = collections.OrderedDict()
-        # Connections run on one loop, but a cache may be shared by several loops in
-        # tests or in several threads; the lock keeps the LRU consistent.
+        self._entries: collections.OrderedDict[Any, ParsedDocument] = collections.OrderedDict()
+        self._cached_tokens = 0
+        # Connections run on one loop, but long documents are prepared in a thread (and a
+        # cache may be shared by several loops in tests): the lock keeps the LRU
+        # consistent.
         self._lock = threading.Lock()
+        self._long_documents: concurrent.futures.ThreadPoolExecutor | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def cached_tokens(self) -> int:
+        """The tokens of the documents held now."""
+        return self._cached_tokens
+
     def get(self, query: str) -> PreparedDocument:
-        with self._lock:
-            entry = self._entries.get(query)
-            if entry is not None:
-                self._entries.move_to_end(query)
-                return entry
-        entry = self._prepare(query)
-        if len(query) > MAX_CACHED_QUERY_LENGTH:
-            return entry
-        with self._lock:
-            self._entries[query] = entry
-            while len(self._entries) > self._max_size:
-                self._entries.popitem(last=False)
+        """``query`` parsed and validated with the cache's own rules, on this thread."""
+        entry = self.parse(query)
+        return self.validate(entry, self._rules)
+
+    async def get_async(self, query: str) -> PreparedDocument:
+        """Like :meth:`get`, with long documents handled off the event loop."""
+        entry = await self.parse_async(query)
+        return await self.validate_async(
+            entry, self._rules, long=len(query) >= LONG_DOCUMENT_LENGTH
+        )
+
+    def parse(self, query: str, options: dict[str, Any] | None = None) -> ParsedDocument:
+        key = self._key(query, options)
+        entry = self._lookup(key)
+        if entry is None:
+            entry = self._parse(query, options)
+            self._store(key, query, entry)
         return entry
 
-    def _prepare(self, query: str) -> PreparedDocument:
+    async def parse_async(
+        self, query: str, options: dict[str, Any] | None = None
+    ) -> ParsedDocument:
+        key = self._key(query, options)
+        entry = self._lookup(key)
+        if entry is None:
+            if len(query) < LONG_DOCUMENT_LENGTH:
+                entry = self._parse(query, options)
+            else:
+                entry = await self._in_thread(self._parse, query, options)
+            self._store(key, query, entry)
+        return entry
+
+    def validate(
+        self, entry: ParsedDocument, rules: tuple[type[ASTValidationRule], ...]
+    ) -> PreparedDocument:
+        validated = entry.validations.get(rules)
+        if validated is None:
+            validated = self._validate(entry, rules)
+            if len(entry.validations) < MAX_VALIDATIONS_PER_DOCUMENT:
+                entry.validations[rules] = validated
+        return validated
+
+    async def validate_async(
+        self, entry: ParsedDocument, rules: tuple[type[ASTValidationRule], ...], *, long: bool
+    ) -> PreparedDocument:
+        validated = entry.validations.get(rules)
+        if validated is not None:
+            return validated
+        if not long:
+            return self.validate(entry, rules)
+        validated = cast("PreparedDocument", await self._in_thread(self._validate, entry, rules))
+        if len(entry.validations) < MAX_VALIDATIONS_PER_DOCUMENT:
+            entry.validations[rules] = validated
+        return validated
+
+    def _key(self, query: str, options: dict[str, Any] | None) -> Any:
+        if not options:
+            return query
+        return (query, tuple(sorted(options.items(), key=lambda item: item[0])))
+
+    async def _in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+        if self._long_documents is None:
+            self._long_documents = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="graphql-documents"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._long_documents, function, *args)
+
+    def _lookup(self, key: Any) -> ParsedDocument | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def _store(self, key: Any, query: str, entry: ParsedDocument) -> None:
+        if len(query) > MAX_CACHED_QUERY_LENGTH or entry.tokens > self._max_cached_tokens:
+            return
+        with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._cached_tokens -= previous.tokens
+            self._entries[key] = entry
+            self._cached_tokens += entry.tokens
+            while len(self._entries) > self._max_size or (
+                self._cached_tokens > self._max_cached_tokens
+            ):
+                _, evicted = self._entries.popitem(last=False)
+                self._cached_tokens -= evicted.tokens
+
+    def _parse(self, query: str, options: dict[str, Any] | None) -> ParsedDocument:
+        options = dict(options or {})
+        # Our limit and an extension's: the stricter wins.
+        limits = [limit for limit in (self._max_tokens, options.get("max_tokens")) if limit]
+        if limits:
+            options["max_tokens"] = min(limits)
         try:
-            document = graphql.parse(query, max_tokens=self._max_tokens)
+            document = graphql.parse(query, **options)
         except GraphQLError as exc:
-            return PreparedDocument(None, (exc,))
+            return ParsedDocument(None, (exc,), 0)
         except RecursionError:
-            return PreparedDocument(None, (GraphQLError("Document is nested too deeply."),))
+            return ParsedDocument(None, (GraphQLError("Document is nested too deeply."),), 0)
+        return ParsedDocument(document, (), count_tokens(document))
+
+    def _validate(
+        self, entry: ParsedDocument, rules: tuple[type[ASTValidationRule], ...]
+    ) -> PreparedDocument:
+        if entry.document is None:
+            return PreparedDocument(None, entry.errors, entry.tokens)
         try:
-            errors = graphql.validate(self._schema, document, self._rules)
+            errors = graphql.validate(self._schema, entry.document, rules) if rules else []
         except RecursionError:
-            return PreparedDocument(None, (GraphQLError("Document is nested too deeply."),))
+            errors = [GraphQLError("Document is nested too deeply.")]
         if errors:
-            return PreparedDocument(None, tuple(errors))
-        return PreparedDocument(document, ())
+            return PreparedDocument(None, tuple(errors), entry.tokens)
+        return PreparedDocument(entry.document, (), entry.tokens)
 
 
 def format_errors(errors: Sequence[GraphQLError]) -> list[FormattedError]:
@@ -211,17 +394,10 @@ def format_errors(errors: Sequence[GraphQLError]) -> list[FormattedError]:
 
 
 def format_result(result: ExecutionResult) -> ExecutionResultPayload:
-    """The wire form of a result; unexpected resolver exceptions are logged (a
-    :class:`GraphQLError` or an :class:`OperationRejected` is an answer, not a failure)."""
-    if result.errors:
-        for error in result.errors:
-            original = error.original_error
-            if original is not None and not isinstance(original, GraphQLError | OperationRejected):
-                logger.error(
-                    "Exception in a resolver of field %s",
-                    ".".join(str(part) for part in error.path or ()),
-                    exc_info=(type(original), original, original.__traceback__),
-                )
+    """The wire form of a result (``extensions`` only when there are some, as in
+    Strawberry's transports)."""
+    if result.extensions is not None and not result.extensions:
+        result.extensions = None
     return cast("ExecutionResultPayload", result.formatted)
 
 
@@ -247,6 +423,11 @@ def _classify_resolvers(
                     resolvers.add(field.resolve)
                 continue
             if definition.is_subscription:
+                if not getattr(field.resolve, RAISES_PUBLISH_FAILURE, False):
+                    # In the schema itself, not in our middleware: a typed subscription's
+                    # failed publish is the field's error wherever the schema runs
+                    # (Strawberry's own execution included).
+                    field.resolve = _raise_publish_failure(field.resolve)
                 subscription_roots.add(field.resolve)
             elif definition.base_resolver is not None and not definition.is_async:
                 resolvers.add(field.resolve)
@@ -257,10 +438,43 @@ TYPED_SUBSCRIPTION_MARKER: Final = "__cgt_subscription_class__"
 """Attribute of the resolver of a typed subscription field: its Subscription class."""
 
 
-def _context_free(type_: Any, seen: set[str]) -> bool:
+def _builtin_serializers() -> frozenset[Callable[..., Any]]:
+    """The serializers of the scalars GraphQL specifies and of Strawberry's built-in ones
+    (Date, DateTime, Time, Decimal, UUID, JSON, Base16/32/64, Void, Upload): functions of
+    the value alone (``isoformat``, ``str``, the identity, an encoding), whatever the
+    connection."""
+    serializers: set[Callable[..., Any]] = {
+        scalar.serialize for scalar in graphql.specified_scalar_types.values()
+    }
+    try:
+        from strawberry.schema.types.scalar import DEFAULT_SCALAR_REGISTRY
+    except ImportError:  # pragma: no cover - a Strawberry that moved its registry
+        return frozenset(serializers)
+    for definition in DEFAULT_SCALAR_REGISTRY.values():
+        if definition.serialize is not None:
+            serializers.add(definition.serialize)
+    return frozenset(serializers)
+
+
+_BUILTIN_SERIALIZERS: Final = _builtin_serializers()
+
+
+def _context_free_scalar(scalar: graphql.GraphQLScalarType, declared: Collection[str]) -> bool:
+    """Whether a scalar renders a value the same for every subscriber: a built-in one
+    (recognised by its serializer, not its name: ``scalar_overrides`` may replace
+    ``DateTime``), or one the consumer declares in ``context_free_scalars``. Any other
+    serializer may read a context variable (the viewer's time zone, language)."""
+    return scalar.name in declared or scalar.serialize in _BUILTIN_SERIALIZERS
+
+
+def _context_free(type_: Any, seen: set[str], scalars: Collection[str] = frozenset()) -> bool:
     """Whether every field reachable from ``type_`` is a plain value, whose result depends
-    on the event alone (no resolver of the user's that could read the context)."""
+    on the event alone (no resolver of the user's that could read the context, no custom
+    scalar whose serializer could, unless named in ``scalars``). Enums are plain values:
+    graphql-core serializes them by lookup."""
     named = graphql.get_named_type(type_)
+    if isinstance(named, graphql.GraphQLScalarType):
+        return _context_free_scalar(named, scalars)
     if not isinstance(named, GraphQLObjectType) or named.name in seen:
         return not isinstance(named, GraphQLInterfaceType | graphql.GraphQLUnionType)
     seen.add(named.name)
@@ -270,12 +484,14 @@ def _context_free(type_: Any, seen: set[str]) -> bool:
             return False
         if definition.permission_classes or definition.extensions:
             return False
-        if not _context_free(field.type, seen):
+        if not _context_free(field.type, seen, scalars):
             return False
     return True
 
 
-def _shareable_subscription_fields(schema: GraphQLSchema) -> frozenset[str]:
+def _shareable_subscription_fields(
+    schema: GraphQLSchema, context_free_scalars: Collection[str] = frozenset()
+) -> frozenset[str]:
     """Subscription root fields of typed subscriptions whose results may be shared."""
     root = schema.subscription_type
     if root is None:
@@ -286,7 +502,7 @@ def _shareable_subscription_fields(schema: GraphQLSchema) -> frozenset[str]:
         resolver = getattr(getattr(definition, "base_resolver", None), "wrapped_func", None)
         if getattr(resolver, TYPED_SUBSCRIPTION_MARKER, None) is None:
             continue
-        if _context_free(field.type, set()):
+        if _context_free(field.type, set(), context_free_scalars):
             names.add(name)
     return frozenset(names)
 
@@ -350,6 +566,17 @@ def _event_key(event: Any) -> tuple[Any, ...] | None:
         return None
 
 
+def _declared_scalars(schema: GraphQLSchema, names: Collection[str]) -> frozenset[str]:
+    """``context_free_scalars``, checked against the schema (a misspelt name would
+    silently share nothing)."""
+    if isinstance(names, str):
+        raise TypeError("context_free_scalars is a collection of scalar names, not one str")
+    for name in names:
+        if not isinstance(schema.type_map.get(name), graphql.GraphQLScalarType):
+            raise ValueError(f"context_free_scalars: the schema has no scalar named {name!r}")
+    return frozenset(names)
+
+
 class SharedResultCache:
     """Serialized results shared by the subscribers of equal operations (bounded LRU)."""
 
@@ -378,10 +605,20 @@ class SubscriptionResults:
 
     Each source event is executed against the operation's selection (graphql-core's
     "ExecuteSubscriptionEvent"). When the operation's results cannot depend on the
-    subscriber (a typed subscription whose fields are plain values) and the event is
-    equal to one already executed for an equal operation (same query text, operation
-    name and variables), the serialized result is reused: a broadcast to a thousand
-    identical subscriptions is executed and serialized once.
+    subscriber and the event is equal to one already executed for an equal operation
+    (same query text, operation name and variables, keyed by their digests), the
+    serialized result is reused: a broadcast to a thousand identical subscriptions is
+    executed and serialized once.
+
+    What "cannot depend on the subscriber" means, decided once per schema and consumer
+    (:func:`_shareable_subscription_fields`): the root field is a typed subscription and
+    every field its type reaches is a plain value -- no user resolver, permission class
+    or field extension, no interface or union, and no custom scalar unless declared in
+    ``context_free_scalars`` (a serializer may read a context variable) -- and there is
+    no middleware unless declared harmless. What "equal events" means
+    (:func:`_event_key`): the same class and, field by field, values of the same type
+    and text (:func:`_exact`); every field counts, those ``publish`` sets for each
+    subscriber included, and an event with any other value is never shared.
     """
 
     def __init__(
@@ -390,17 +627,31 @@ class SubscriptionResults:
         source: AsyncIterable[Any],
         shared_key: tuple[Any, ...] | None,
         shared_results: SharedResultCache,
+        run: OperationRun,
     ) -> None:
         self._executor = executor
         self._source = source.__aiter__()
         self._shared_key = shared_key
         self._shared_results = shared_results
+        self._run = run
+        self._failed = False
 
     def __aiter__(self) -> SubscriptionResults:
         return self
 
     async def __anext__(self) -> str:
-        event = await self._source.__anext__()
+        if self._failed:
+            raise StopAsyncIteration
+        try:
+            event = await self._source.__anext__()
+        except StopAsyncIteration:
+            raise
+        except Exception as exc:
+            # The source stream itself failed (not a resolver inside one event): as in
+            # Strawberry, one last result with the error, through the schema's error
+            # processing and masking, then the end of the stream.
+            self._failed = True
+            return await self._run.event_text(ExecutionResult(None, errors=[_coerce_error(exc)]))
         key = None
         if self._shared_key is not None:
             event_key = _event_key(event)
@@ -409,18 +660,133 @@ class SubscriptionResults:
                 text = self._shared_results.get(key)
                 if text is not None:
                     return text
-        result = execute_subscription_event(self._executor.build_per_event_executor(event))
+        event_executor = self._executor.build_per_event_executor(event)
+        result = execute_subscription_event(event_executor)
         if inspect.isawaitable(result):
             result = await result
-        text = serialize_result(result)
+        if isinstance(event_executor, LimitedExecutor):
+            result = event_executor.too_large() or result
+        text = await self._run.event_text(result)
         if key is not None:
             self._shared_results.put(key, text)
         return text
 
     async def aclose(self) -> None:
-        aclose = getattr(self._source, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        try:
+            aclose = getattr(self._source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            await self._run.close()
+
+
+class _ResultBudget:
+    """How much of ``max_result_size`` a result has used, shared by an executor and its
+    copies (graphql-core copies an executor for parts of one result)."""
+
+    __slots__ = ("exceeded", "used")
+
+    def __init__(self) -> None:
+        self.used = 0
+        self.exceeded = False
+
+
+class LimitedExecutor(ExecutorThrowingOnIncremental):
+    """graphql-core's executor, with the result's size bounded while it is built.
+
+    Each completed value adds an estimate of its JSON size (its key, 8 bytes of
+    punctuation, and the length of a string or of a list) to a budget; once
+    ``max_result_size`` is passed every further value completes as null at once,
+    without resolving anything below it, and the
+    caller replaces the whole result with one error (see :meth:`too_large`). A list is
+    charged for its length before its items are completed: a resolver returning a
+    million rows costs one check, not a million nulls.
+    """
+
+    def __init__(self, *args: Any, max_result_size: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_result_size = max_result_size
+        self.result_budget = _ResultBudget()
+
+    def too_large(self) -> ExecutionResult | None:
+        """The error result that replaces a result which outgrew the limit, or None."""
+        if not self.result_budget.exceeded:
+            return None
+        return ExecutionResult(
+            None, errors=[GraphQLError(RESULT_TOO_LARGE.format(limit=self.max_result_size))]
+        )
+
+    def build_per_event_executor(self, payload: Any) -> Executor[None]:
+        executor = super().build_per_event_executor(payload)
+        if isinstance(executor, LimitedExecutor):
+            executor.result_budget = _ResultBudget()
+        return executor
+
+    def execute_fields(self, *args: Any, **kwargs: Any) -> Any:
+        if self.result_budget.exceeded:
+            return {}  # no field of the object is resolved
+        return super().execute_fields(*args, **kwargs)
+
+    def execute_field(self, *args: Any, **kwargs: Any) -> Any:
+        budget = self.result_budget
+        if budget.exceeded:
+            return None  # its resolver is not even called
+        result = super().execute_field(*args, **kwargs)
+        if self.max_result_size is not None and inspect.iscoroutine(result):
+            # A field waiting for an async resolver costs a task and its frames, far
+            # more than its text: counted as such, a tiny query over nested async
+            # lists stops before it has started thousands of them.
+            budget.used += ASYNC_FIELD_COST
+        return result
+
+    async def complete_awaitable_value(
+        self,
+        return_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        if self.result_budget.exceeded:
+            # Resolvers started before the limit was passed and not yet run: they are
+            # not run at all (async resolvers of many list items start together).
+            if inspect.iscoroutine(result):
+                result.close()
+            elif isinstance(result, asyncio.Future):
+                result.cancel()
+            return None
+        return await super().complete_awaitable_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def complete_value(
+        self,
+        return_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        limit = self.max_result_size
+        if limit is not None and not isinstance(return_type, graphql.GraphQLNonNull):
+            budget = self.result_budget
+            if budget.exceeded:
+                return None
+            # Its key and its punctuation (in JSON: quotes, colon, comma; in memory and
+            # in execution time every value costs more than its text says).
+            key = path.key
+            used = budget.used + (len(key) + 8 if isinstance(key, str) else 8)
+            if isinstance(result, str | list | tuple):
+                used += len(result)
+            budget.used = used
+            if used > limit:
+                budget.exceeded = True
+                return None
+        return super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
 
 
 def _call_in_thread(
@@ -441,29 +807,31 @@ def _call_in_thread(
         close_old_connections()
 
 
+RAISES_PUBLISH_FAILURE: Final = "__cgt_raises_publish_failure__"
+
+
 def _raise_publish_failure(resolver: Callable[..., Any]) -> Callable[..., Any]:
     def resolve_event(root: Any, info: Any, **args: Any) -> Any:
         if isinstance(root, PublishFailure):
             raise root.error
         return resolver(root, info, **args)
 
+    setattr(resolve_event, RAISES_PUBLISH_FAILURE, True)
     return resolve_event
 
 
 class ExecutionMiddleware(MiddlewareManager):
     """User middleware, around our innermost layer: the thread offload of sync
-    resolvers, and the error of a failed ``publish`` raised by its subscription field."""
+    resolvers."""
 
     def __init__(
         self,
         *middlewares: Any,
         offloaded: set[Callable[..., Any]],
-        subscription_roots: set[Callable[..., Any]],
         executor: Callable[[], concurrent.futures.Executor],
     ) -> None:
         super().__init__(*middlewares)
         self._offloaded = offloaded
-        self._subscription_roots = subscription_roots
         self._executor = executor
         self._wrappers: dict[Callable[..., Any], Callable[..., Any]] = {}
 
@@ -472,8 +840,6 @@ class ExecutionMiddleware(MiddlewareManager):
         if wrapper is None:
             if field_resolver in self._offloaded:
                 wrapper = self._offload(field_resolver)
-            elif field_resolver in self._subscription_roots:
-                wrapper = _raise_publish_failure(field_resolver)
             else:
                 wrapper = field_resolver
             self._wrappers[field_resolver] = wrapper
@@ -500,40 +866,60 @@ class GraphqlExecutor:
         *,
         middleware: Sequence[Any] = (),
         share_results_under_middleware: bool = False,
+        context_free_scalars: Collection[str] = (),
         max_worker_threads: int | None = None,
         document_cache_size: int = DEFAULT_DOCUMENT_CACHE_SIZE,
+        document_cache_tokens: int = DEFAULT_DOCUMENT_CACHE_TOKENS,
         max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
         max_query_depth: int | None = DEFAULT_MAX_QUERY_DEPTH,
+        max_query_aliases: int | None = DEFAULT_MAX_QUERY_ALIASES,
+        max_result_size: int | None = DEFAULT_MAX_RESULT_SIZE,
         introspection: bool = True,
         validation_rules: Sequence[type[ASTValidationRule]] = (),
     ) -> None:
         self.strawberry_schema = schema
         self.schema: GraphQLSchema = schema._schema
-        rules = [*specified_rules, *validation_rules]
+        extensions = check_extensions(schema)
+        self.has_extensions = bool(extensions)
+        self.resolve_extensions = any(extension._implements_resolve() for extension in extensions)
+        # Ours, run beside the rules of the schema's execution context (graphql-core's
+        # specified rules plus what its extensions add) and Strawberry's own two.
+        own_rules: list[type[ASTValidationRule]] = [*validation_rules]
         if max_query_depth is not None:
-            rules.append(max_depth_rule(max_query_depth))
+            own_rules.append(max_depth_rule(max_query_depth))
+        if max_query_aliases is not None:
+            own_rules.append(max_aliases_rule(max_query_aliases))
         if not introspection:
-            rules.append(NoSchemaIntrospectionCustomRule)
+            own_rules.append(NoSchemaIntrospectionCustomRule)
+        self.own_rules = tuple(own_rules)
+        self.default_rules = (*specified_rules, *STRAWBERRY_RULES, *self.own_rules)
         self.documents = DocumentCache(
-            self.schema, max_size=document_cache_size, rules=rules, max_tokens=max_query_tokens
+            self.schema,
+            max_size=document_cache_size,
+            max_cached_tokens=document_cache_tokens,
+            rules=self.default_rules,
+            max_tokens=max_query_tokens,
         )
+        self.max_result_size = max_result_size
         self._max_worker_threads = max_worker_threads
         self._thread_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_pool_lock = threading.Lock()
-        offloaded, subscription_roots = _classify_resolvers(self.schema)
+        offloaded, _ = _classify_resolvers(self.schema)
         # User middleware runs on every field and may read the context (to mask a field
         # for guests, say): with any, no result is shared between subscribers.
-        share = not middleware or share_results_under_middleware
+        # So may an extension's hook that runs per field or per result; one that only
+        # refuses documents or masks errors (a function of the result) may not.
+        share = (not middleware and not any(_per_subscriber(e) for e in extensions)) or (
+            share_results_under_middleware
+        )
+        scalars = _declared_scalars(self.schema, context_free_scalars)
         self._shareable_subscription_fields = (
-            _shareable_subscription_fields(self.schema) if share else frozenset()
+            _shareable_subscription_fields(self.schema, scalars) if share else frozenset()
         )
         self.shared_results = SharedResultCache()
-        self.middleware = ExecutionMiddleware(
-            *middleware,
-            offloaded=offloaded,
-            subscription_roots=subscription_roots,
-            executor=self.thread_pool,
-        )
+        self._user_middleware = tuple(middleware)
+        self._offloaded = offloaded
+        self.middleware = self.middleware_for([])
 
     def thread_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         """The pool that runs sync resolvers, created on first use."""
@@ -546,49 +932,62 @@ class GraphqlExecutor:
                     )
         return self._thread_pool
 
-    def prepare(self, payload: OperationPayload) -> PreparedOperation | list[FormattedError]:
-        """Parse, validate and select the operation; errors are in wire form."""
-        prepared = self.documents.get(payload["query"])
-        if prepared.document is None:
-            return format_errors(prepared.errors)
-        operation_name = payload.get("operationName")
-        operation = graphql.get_operation_ast(prepared.document, operation_name)
-        if operation is None:
-            message = (
-                f"Unknown operation named '{operation_name}'."
-                if operation_name
-                else "Must provide operation name if query contains multiple operations."
-            )
-            return [{"message": message}]
-        return PreparedOperation(
-            query=payload["query"],
-            document=prepared.document,
-            operation=operation,
-            variables=payload.get("variables"),
-            operation_name=operation_name,
+    def middleware_for(self, extensions: Sequence[SchemaExtension]) -> ExecutionMiddleware:
+        """The middleware of one operation: the ``resolve`` hooks of its extensions
+        (outermost, as in Strawberry), the consumer's middleware, then ours."""
+        return ExecutionMiddleware(
+            *(extension for extension in extensions if extension._implements_resolve()),
+            *self._user_middleware,
+            offloaded=self._offloaded,
+            executor=self.thread_pool,
         )
+
+    def start(
+        self, payload: OperationPayload, context: Any, root_value: Any = None
+    ) -> OperationRun:
+        """One operation, to be prepared and run through the schema's extensions."""
+        return OperationRun(self, payload, context, root_value)
+
+    async def prepare(self, payload: OperationPayload) -> PreparedOperation | list[FormattedError]:
+        """Parse, validate and select the operation, outside any connection (for tests
+        and benchmarks; connections use :meth:`start`)."""
+        run = self.start(payload, None)
+        try:
+            return await run.prepare()
+        finally:
+            await run.close()
 
     async def execute(
         self, operation: PreparedOperation, context: Any, root_value: Any = None
-    ) -> ExecutionResult:
-        """Run a query or a mutation."""
-        result: ExecutionResult = await self._run(graphql.execute, operation, context, root_value)
-        return result
+    ) -> ExecutionResultPayload:
+        """Run a prepared query or mutation outside any extension lifecycle (for tests
+        and benchmarks; connections use :meth:`start`)."""
+        run = self.start({"query": operation.query}, context, root_value)
+        return await run.execute(operation)
 
-    async def subscribe(
-        self, operation: PreparedOperation, context: Any, root_value: Any = None
-    ) -> SubscriptionResults | ExecutionResult:
-        """Start a subscription: its stream of serialized results, or the result that
-        refused it (request errors, or an error raised while setting up the stream)."""
-        executor = ExecutorThrowingOnIncremental.build(
-            self.schema,
-            operation.document,
-            root_value,
-            context,
-            operation.variables,
-            operation.operation_name,
-            middleware=self.middleware,
-        )
+    async def _execute_graphql(
+        self,
+        operation: PreparedOperation,
+        context: Any,
+        root_value: Any,
+        middleware: ExecutionMiddleware,
+    ) -> ExecutionResult:
+        executor = self._build(operation, context, root_value, middleware)
+        if isinstance(executor, list):
+            return ExecutionResult(None, errors=executor)
+        result = executor.execute_operation()
+        if inspect.isawaitable(result):
+            result = await result
+        return executor.too_large() or cast("ExecutionResult", result)
+
+    async def _open_source(
+        self,
+        operation: PreparedOperation,
+        context: Any,
+        root_value: Any,
+        middleware: ExecutionMiddleware,
+    ) -> tuple[LimitedExecutor, AsyncIterable[Any]] | ExecutionResult:
+        executor = self._build(operation, context, root_value, middleware)
         if isinstance(executor, list):
             return ExecutionResult(None, errors=executor)
         source = create_source_event_stream(executor)
@@ -596,11 +995,28 @@ class GraphqlExecutor:
             source = await source
         if isinstance(source, ExecutionResult):
             return source
-        return SubscriptionResults(
-            executor, source, self._shared_results_key(operation), self.shared_results
-        )
+        return executor, source
 
-    def _shared_results_key(self, operation: PreparedOperation) -> tuple[Any, ...] | None:
+    def _build(
+        self,
+        operation: PreparedOperation,
+        context: Any,
+        root_value: Any,
+        middleware: ExecutionMiddleware,
+    ) -> LimitedExecutor | list[GraphQLError]:
+        executor = LimitedExecutor.build(
+            self.schema,
+            operation.document,
+            root_value,
+            context,
+            operation.variables,
+            operation.operation_name,
+            middleware=middleware,
+            max_result_size=self.max_result_size,
+        )
+        return cast("LimitedExecutor | list[GraphQLError]", executor)
+
+    def shared_results_key(self, operation: PreparedOperation) -> tuple[Any, ...] | None:
         """What identifies results that every subscriber of this operation can share, or
         None when a result may depend on who receives it."""
         root = operation.operation.selection_set.selections
@@ -612,24 +1028,343 @@ class GraphqlExecutor:
             variables = json.dumps(operation.variables, sort_keys=True)
         except (TypeError, ValueError):
             return None
-        # A digest, not the text: the cache must not hold (up to a thousand) huge texts.
+        # Digests, not the texts: the cache must not hold (up to a thousand) huge texts,
+        # and the variables are the client's as much as the query is.
         digest = hashlib.sha256(operation.query.encode("utf-8", "surrogatepass")).digest()
-        return (digest, operation.operation_name, variables)
+        variables_digest = hashlib.sha256(variables.encode("utf-8", "surrogatepass")).digest()
+        return (digest, operation.operation_name, variables_digest)
 
-    async def _run(
-        self,
-        function: Callable[..., Any],
-        operation: PreparedOperation,
-        context: Any,
-        root_value: Any,
-    ) -> Any:
-        result = function(
-            self.schema,
-            operation.document,
-            root_value=root_value,
-            context_value=context,
-            variable_values=operation.variables,
-            operation_name=operation.operation_name,
-            middleware=self.middleware,
+
+STRAWBERRY_RULES: Final[tuple[type[ASTValidationRule], ...]] = (
+    MaybeNullValidationRule,
+    OneOfInputValidationRule,
+)
+"""The rules Strawberry adds to every validation (``strawberry.schema.validate_document``)."""
+
+ALL_OPERATION_TYPES: Final = tuple(StrawberryOperationType)
+
+
+def check_extensions(schema: strawberry.Schema) -> list[SchemaExtension]:
+    """The schema's extensions, instantiated once to be looked at; anything that is not a
+    Strawberry extension is refused here, at start-up, naming it."""
+    try:
+        extensions = schema.get_extensions()
+    except Exception as exc:
+        raise TypeError(
+            f"The schema's extensions cannot be created for an operation: {exc!r}"
+        ) from exc
+    custom = schema.execution_context_class
+    if custom is not StrawberryGraphQLCoreExecutionContext:
+        raise TypeError(
+            f"The schema's execution_context_class {custom.__qualname__} cannot run here: "
+            "operations over the socket run on this library's own graphql-core executor "
+            "(thread offload of sync resolvers, result-size limit); leave it unset"
         )
-        return await result if inspect.isawaitable(result) else result
+    for extension in extensions:
+        if not isinstance(extension, SchemaExtension):
+            raise TypeError(
+                f"{extension!r} in the schema's extensions is not a strawberry "
+                "SchemaExtension (or a class or factory of one): it cannot run here"
+            )
+    return extensions
+
+
+_PER_RESULT_HOOKS: Final = ("resolve", "get_results", "on_stream_result", "on_execute")
+
+
+def _per_subscriber(extension: SchemaExtension) -> bool:
+    """Whether ``extension`` may make one subscriber's result differ from another's: a
+    hook that runs per field, per result or around execution. ``MaskErrors`` only
+    rewrites the errors of a result, as a function of them: results stay shareable
+    (the masked text is what is shared)."""
+    kind = type(extension)
+    for hook in _PER_RESULT_HOOKS:
+        own = getattr(kind, hook, None)
+        if own is getattr(SchemaExtension, hook):
+            continue
+        if isinstance(extension, MaskErrors) and own is getattr(MaskErrors, hook, None):
+            continue
+        return True
+    return False
+
+
+def _coerce_error(error: Exception) -> GraphQLError:
+    if isinstance(error, GraphQLError):
+        return error
+    return GraphQLError(str(error), original_error=error)
+
+
+def _missing_operation(operation_name: str | None) -> GraphQLError:
+    if operation_name:
+        return GraphQLError(f"Unknown operation named '{operation_name}'.")
+    return GraphQLError("Must provide operation name if query contains multiple operations.")
+
+
+class OperationRun:
+    """One operation through its schema's extension lifecycle, in the order Strawberry
+    runs it (``Schema.execute`` for queries and mutations, ``Schema.subscribe`` for
+    subscriptions), so that a schema's extensions behave over the socket as they do in
+    Strawberry:
+
+    * ``on_operation`` wraps everything: from parsing to the result of a query, and the
+      whole life of a subscription;
+    * ``on_parse`` wraps parsing, which comes from the shared :class:`DocumentCache`
+      unless an extension set ``execution_context.graphql_document`` (``ParserCache``);
+      parse options an extension sets (``MaxTokensLimiter``) are honoured;
+    * ``on_validate`` wraps validation with the execution context's rules, which
+      extensions may change (``AddValidationRules``, ``QueryDepthLimiter``,
+      ``MaxAliasesLimiter``, ``DisableIntrospection``, ``DisableValidation``) or
+      replace with their own results (``ValidationCache``); the consumer's own limits
+      run beside them (both must pass);
+    * ``on_execute`` wraps execution; ``resolve`` hooks are middleware;
+    * errors go through ``schema.process_errors`` (Strawberry's logging, or the user's
+      override), each result gets ``get_results()`` as its ``extensions``, and each
+      subscription result passes through ``on_stream_result`` (where ``MaskErrors``
+      masks it) before it is serialized.
+
+    A schema without extensions skips the hooks and pays only for error processing.
+    """
+
+    def __init__(
+        self, executor: GraphqlExecutor, payload: OperationPayload, context: Any, root_value: Any
+    ) -> None:
+        self._executor = executor
+        schema = executor.strawberry_schema
+        self.execution_context = StrawberryExecutionContext(
+            query=payload["query"],
+            schema=schema,
+            allowed_operations=ALL_OPERATION_TYPES,
+            context=context,
+            root_value=root_value,
+            variables=payload.get("variables"),
+            provided_operation_name=payload.get("operationName"),
+            operation_extensions=payload.get("extensions"),
+        )
+        self._extensions: list[SchemaExtension] = (
+            schema.get_extensions() if executor.has_extensions else []
+        )
+        for extension in self._extensions:
+            extension.execution_context = self.execution_context
+        self._runner = SchemaExtensionsRunner(self.execution_context, self._extensions)
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._middleware = (
+            executor.middleware_for(self._extensions)
+            if executor.resolve_extensions
+            else executor.middleware
+        )
+
+    # --- the phases -----------------------------------------------------------------------
+
+    async def prepare(self) -> PreparedOperation | list[FormattedError]:
+        """Parse, select the operation and validate it; on errors the operation ends and
+        its (processed, masked) errors are returned in wire form."""
+        context = self.execution_context
+        entry: ParsedDocument | None = None
+        try:
+            if self._extensions:
+                self._stack = contextlib.AsyncExitStack()
+                await self._stack.enter_async_context(self._runner.operation())
+                async with self._runner.parsing():
+                    entry = await self._parse()
+            else:
+                entry = await self._parse()
+            if context.pre_execution_errors:
+                return await self._refuse(context.pre_execution_errors)
+            document = context.graphql_document
+            assert document is not None
+            operation = graphql.get_operation_ast(document, context._provided_operation_name)
+            if operation is None:
+                return await self._refuse([_missing_operation(context._provided_operation_name)])
+            if self._extensions:
+                async with self._runner.validation():
+                    await self._validate(entry)
+            else:
+                await self._validate(entry)
+            if context.pre_execution_errors:
+                return await self._refuse(context.pre_execution_errors)
+        except Exception as exc:  # a hook raised: Strawberry answers with its text
+            return await self._refuse([_coerce_error(exc)])
+        # Only the declared variables are kept (for as long as a subscription lives):
+        # a client's undeclared ones are never used.
+        if context.variables:
+            declared = {
+                definition.variable.name.value
+                for definition in operation.variable_definitions or ()
+            }
+            context.variables = {
+                name: value for name, value in context.variables.items() if name in declared
+            }
+        assert context.query is not None
+        return PreparedOperation(
+            query=context.query,
+            document=document,
+            operation=operation,
+            variables=context.variables,
+            operation_name=context._provided_operation_name,
+            tokens=entry.tokens if entry is not None else count_tokens(document),
+        )
+
+    async def execute(self, prepared: PreparedOperation) -> ExecutionResultPayload:
+        """Run a prepared query or mutation to its one result, in wire form."""
+        context = self.execution_context
+        try:
+            if self._extensions:
+                async with self._runner.executing():
+                    result = await self._execute_once(prepared)
+            else:
+                result = await self._execute_once(prepared)
+        except Exception as exc:
+            return format_result(await self._refused([_coerce_error(exc)]))
+        # Errors are processed (logged) before the extensions see the result, then
+        # on_operation ends (MaskErrors masks there), then get_results().
+        if result.errors:
+            context.pre_execution_errors = result.errors
+            self._process_errors(result.errors)
+        await self.close()
+        if self._extensions:
+            result.extensions = await self._runner.get_extensions_results(context)
+        return format_result(result)
+
+    async def subscribe(
+        self, prepared: PreparedOperation
+    ) -> SubscriptionResults | ExecutionResultPayload:
+        """Start a prepared subscription: its stream of serialized results, or the one
+        result that refused it (processed and masked like any event)."""
+        try:
+            if self._extensions:
+                async with self._runner.executing():
+                    opened = await self._open(prepared)
+            else:
+                opened = await self._open(prepared)
+        except Exception as exc:
+            opened = ExecutionResult(None, errors=[_coerce_error(exc)])
+        if isinstance(opened, ExecutionResult):
+            try:
+                return cast("ExecutionResultPayload", json.loads(await self.event_text(opened)))
+            finally:
+                await self.close()
+        executor, source = opened
+        # The request's extensions were for starting it (a persisted query's hash, say);
+        # a subscription does not keep the client's whatever-it-sent for its lifetime.
+        self.execution_context.operation_extensions = None
+        return SubscriptionResults(
+            executor,
+            source,
+            self._executor.shared_results_key(prepared),
+            self._executor.shared_results,
+            self,
+        )
+
+    async def event_text(self, result: ExecutionResult) -> str:
+        """One subscription result through error processing, ``get_results`` and
+        ``on_stream_result``, serialized."""
+        context = self.execution_context
+        if result.errors:
+            context.pre_execution_errors = result.errors
+            self._process_errors(result.errors)
+        if not self._extensions:
+            return serialize_result(result)
+        result.extensions = await self._runner.get_extensions_results(context)
+        context.result = result
+        # Strawberry's hooks take its own result types; graphql-core's has the same
+        # attributes (MaskErrors reads and replaces ``errors``).
+        async with self._runner.on_stream_result(cast("Any", result)):
+            return serialize_result(result)
+
+    async def close(self) -> None:
+        """End ``on_operation`` (once; later calls do nothing)."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    # --- helpers --------------------------------------------------------------------------
+
+    async def _parse(self) -> ParsedDocument | None:
+        context = self.execution_context
+        if context.graphql_document is not None:
+            return None  # an extension's on_parse provided it
+        assert context.query is not None
+        entry = await self._executor.documents.parse_async(
+            context.query, cast("dict[str, Any]", context.parse_options)
+        )
+        if entry.document is None:
+            context.pre_execution_errors = list(entry.errors)
+        else:
+            context.graphql_document = entry.document
+        return entry
+
+    async def _validate(self, entry: ParsedDocument | None) -> None:
+        context = self.execution_context
+        executor = self._executor
+        rules: tuple[type[ASTValidationRule], ...] = ()
+        if context.validation_rules and context.pre_execution_errors is None:
+            rules = (*context.validation_rules, *STRAWBERRY_RULES)
+        rules = (*rules, *executor.own_rules)
+        if not rules:
+            return
+        document = context.graphql_document
+        assert document is not None
+        if entry is None or entry.document is not document:
+            # A document from elsewhere (an extension's cache): validated, not cached.
+            errors: Sequence[GraphQLError] = graphql.validate(executor.schema, document, rules)
+        else:
+            assert context.query is not None
+            long = len(context.query) >= LONG_DOCUMENT_LENGTH
+            errors = (await executor.documents.validate_async(entry, rules, long=long)).errors
+        if errors:
+            context.pre_execution_errors = [*(context.pre_execution_errors or ()), *errors]
+        elif context.pre_execution_errors is None:
+            context.pre_execution_errors = []
+
+    async def _execute_once(self, prepared: PreparedOperation) -> ExecutionResult:
+        context = self.execution_context
+        if context.result is not None:  # an on_execute hook answered (a result cache)
+            return cast("ExecutionResult", context.result)
+        result = await self._executor._execute_graphql(
+            prepared, context.context, context.root_value, self._middleware
+        )
+        context.result = result
+        return result
+
+    async def _open(
+        self, prepared: PreparedOperation
+    ) -> tuple[LimitedExecutor, AsyncIterable[Any]] | ExecutionResult:
+        context = self.execution_context
+        return await self._executor._open_source(
+            prepared, context.context, context.root_value, self._middleware
+        )
+
+    async def _refuse(self, errors: Sequence[GraphQLError]) -> list[FormattedError]:
+        return format_errors((await self._refused(errors)).errors or [])
+
+    async def _refused(self, errors: Sequence[GraphQLError]) -> ExecutionResult:
+        """End the operation with ``errors`` (as Strawberry ends it with a
+        ``PreExecutionError``): processed, given the extensions' results, masked when
+        ``on_operation`` ends."""
+        context = self.execution_context
+        result = ExecutionResult(None, errors=list(errors))
+        context.pre_execution_errors = result.errors
+        self._process_errors(result.errors or [])
+        if self._extensions:
+            try:
+                result.extensions = await self._runner.get_extensions_results(context)
+            except Exception:
+                logger.exception("An extension's get_results raised")
+        context.result = result
+        try:
+            await self.close()
+        except Exception as exc:
+            logger.exception("An extension's on_operation raised while ending")
+            result = ExecutionResult(None, errors=[_coerce_error(exc)])
+        return result
+
+    def _process_errors(self, errors: list[GraphQLError]) -> None:
+        # An OperationRejected is an answer the application chose, not a failure: the
+        # schema's error processing (Strawberry logs every error) does not see it.
+        errors = [e for e in errors if not isinstance(e.original_error, OperationRejected)]
+        if not errors:
+            return
+        try:
+            self._executor.strawberry_schema._process_errors(errors, self.execution_context)
+        except Exception:
+            logger.exception("The schema's process_errors raised")

@@ -57,7 +57,7 @@ from strawberry.scalars import JSON
 
 from .checks import record_model_subscription
 from .serialization import serialize_payload
-from .subscription import SKIP, Info, Skip, Subscription
+from .subscription import SKIP, Info, Skip, Subscription, _has_resolvers, _overrides
 
 logger = logging.getLogger("channels_graphql_typed")
 
@@ -170,9 +170,21 @@ class ModelSubscription(Subscription[ModelEvent[ModelT]]):
 
     def _cgt_event_key(self) -> tuple[Any, ...]:
         # The executor shares one result between the subscribers of equal operations when
-        # these values are equal: the action and the exposed values (the instance itself
-        # would not do: Django makes it equal to every other instance of its row).
-        return (self.action, self.__dict__["node_values"])
+        # these values are equal: every field of the result -- the action, a subclass's
+        # own fields (set per subscriber by a publish of its own, say) -- with the node's
+        # exposed values standing for the node (the instance itself would not do: Django
+        # makes it equal to every other instance of its row). The executor compares
+        # them exactly and shares nothing when one of them is not a plain value.
+        return tuple(self.__dict__[name] for name in self.__dataclass_fields__ if name != "node")
+
+    @classmethod
+    def _cgt_payload_reaches_user_code(cls) -> bool:
+        # authorize_delivery receives the payload too.
+        return (
+            _overrides(cls, "publish", ModelSubscription)
+            or _overrides(cls, "authorize_delivery", ModelSubscription)
+            or _has_resolvers(cls)
+        )
 
     # --- what users override ----------------------------------------------------------
 

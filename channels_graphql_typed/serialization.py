@@ -590,6 +590,82 @@ def deserialize_payload(data: object) -> Any:
         ) from exc
 
 
+_IMMUTABLE_LEAVES: Final = frozenset(
+    {
+        type(None),
+        bool,
+        int,
+        float,
+        str,
+        bytes,
+        datetime.datetime,
+        datetime.date,
+        datetime.time,
+        datetime.timedelta,
+        uuid.UUID,
+        decimal.Decimal,
+    }
+)
+
+
+def copy_payload(value: Any) -> Any:
+    """A copy of a decoded payload that shares nothing mutable with it.
+
+    Each subscriber whose own code receives the payload gets one (see
+    :class:`~.subscription.SubscriptionStream`), so that code mutating it in place cannot
+    change what the other subscribers of the process get. Much cheaper than decoding
+    the bytes again or ``copy.deepcopy``: it knows the few types a decoded payload holds
+    (the module docstring lists them), shares the immutable ones, and rebuilds the
+    others as the decoder does (dataclasses without ``__init__``, models with
+    ``from_db``). Its depth is the payload's, which the decoder bounded.
+    """
+    kind = type(value)
+    if kind in _IMMUTABLE_LEAVES:
+        return value
+    if kind is list:
+        return [copy_payload(item) for item in value]
+    if kind is dict:
+        # Keys are hashable, hence treated as values; only the mapped values are copied.
+        return {key: copy_payload(item) for key, item in value.items()}
+    if kind is set:
+        return {copy_payload(item) for item in value}
+    if kind is tuple or kind is frozenset:
+        items = [copy_payload(item) for item in value]
+        if all(copied is item for copied, item in zip(items, value, strict=True)):
+            return value  # nothing mutable inside: the container itself is immutable
+        return kind(items)
+    if isinstance(value, enum.Enum):
+        return value
+    if isinstance(value, tuple):  # a named tuple
+        return kind(*(copy_payload(item) for item in value))
+    fields = _dataclass_fields.get(kind)
+    if fields is not None or dataclasses.is_dataclass(value):
+        if fields is None:
+            fields = _dataclass_fields[kind] = tuple(f.name for f in dataclasses.fields(kind))
+        instance = object.__new__(kind)
+        for name in fields:
+            try:
+                field_value = getattr(value, name)
+            except AttributeError:
+                continue  # a field the sender's instance did not have either
+            object.__setattr__(instance, name, copy_payload(field_value))
+        return instance
+    model_values = _model_values(value)
+    if model_values is not None:
+        # The values as they would cross the channel layer (a file as its name, a
+        # choice as its value), rebuilt as the decoder rebuilds them.
+        _, db, names, values = model_values
+        return kind.from_db(db, names, [copy_payload(item) for item in values])
+    # Not a type the decoder makes (a payload built in this process, say): the generic,
+    # slower way.
+    import copy
+
+    return copy.deepcopy(value)
+
+
+_dataclass_fields: dict[type, tuple[str, ...]] = {}
+
+
 def registered_payload_types() -> Iterable[type]:
     """Every registered class (for diagnostics and tests)."""
     _resolve_pending()

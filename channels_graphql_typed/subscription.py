@@ -68,7 +68,7 @@ from .operation import (
     PublishFailure,
     current_operation,
 )
-from .serialization import register_annotation, serialize_payload
+from .serialization import copy_payload, register_annotation, serialize_payload
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
@@ -176,6 +176,14 @@ class Subscription(Generic[PayloadT]):
     @classmethod
     async def unsubscribed(cls, info: Info, *args: Any, **kwargs: Any) -> None:
         """Called when the subscription ends, whatever ended it."""
+
+    @classmethod
+    def _cgt_payload_reaches_user_code(cls) -> bool:
+        """Whether code of the user's receives a broadcast payload: a ``publish`` of the
+        class's own, or resolvers of its fields (which receive the instance that the
+        default ``publish`` builds from the payload, or the payload itself). Each
+        subscriber of such a class gets a copy of its own; the others share one."""
+        return _overrides(cls, "publish", Subscription) or _has_resolvers(cls)
 
     # --- broadcast entry points ---------------------------------------------------------
 
@@ -312,6 +320,20 @@ def _describe(expected: type | tuple[type, ...]) -> str:
     if isinstance(expected, tuple):
         return " or ".join(kind.__qualname__ for kind in expected)
     return f"a {expected.__qualname__}"
+
+
+def _overrides(cls: type, name: str, base: type) -> bool:
+    """Whether ``cls`` has a method ``name`` other than ``base``'s."""
+    # getattr: a hook redefined as something else than a classmethod is the user's too.
+    own = getattr(getattr(cls, name), "__func__", None)
+    return own is not vars(base)[name].__func__
+
+
+def _has_resolvers(cls: type) -> bool:
+    definition = getattr(cls, "__strawberry_definition__", None)
+    return definition is not None and any(
+        field.base_resolver is not None for field in definition.fields
+    )
 
 
 def _register_payload_types(cls: type[Subscription[Any]]) -> None:
@@ -460,6 +482,10 @@ class SubscriptionStream(Generic[PayloadT]):
         self._fanout = fanout
         self._registration = registration
         self._closed = False
+        # The fan-out decodes a broadcast once per process and hands the same object to
+        # every subscriber: user code gets a copy, so that mutating it in place cannot
+        # change what another subscriber gets.
+        self._copy_payloads = cls._cgt_payload_reaches_user_code()
 
     def __aiter__(self) -> Self:
         return self
@@ -470,6 +496,8 @@ class SubscriptionStream(Generic[PayloadT]):
             if payload is END:
                 await self.aclose()
                 break
+            if self._copy_payloads:
+                payload = copy_payload(payload)
             try:
                 value = await self._cls.publish(payload, self._info, **self._arguments)
             except Exception as exc:

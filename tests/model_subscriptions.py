@@ -6,13 +6,14 @@ models notifies only once it has imported it (tests/model_changes_process.py doe
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Sequence  # noqa: TC003 (publish's annotations are evaluated)
+from typing import Self, TypeVar
 
 import strawberry
 from django.db import models
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed import GraphqlWsConsumer
+from channels_graphql_typed import GraphqlWsConsumer, model_subscription
 from tests.app.models import Gadget, Message, Note, Room
 from tests.schema import Query
 from tests.subscriptions import ROOT_RESOLUTIONS, count_root_resolutions
@@ -94,12 +95,37 @@ class OnNoteChanged(Recorded[Note]):
         fields = ["id", "text"]
 
 
+class OnEditableNoteChanged(cgt.ModelSubscription[Note]):
+    """Changes to notes, and whether this connection may edit them: a field of its own,
+    set for each subscriber."""
+
+    can_edit: bool = False
+
+    class Meta:
+        fields = ["id", "text"]
+
+    @classmethod
+    async def publish(
+        cls,
+        payload: cgt.ModelEvent[Note],
+        info: cgt.Info,
+        actions: Sequence[cgt.ModelAction] | None = model_subscription.ALL_ACTIONS,
+        id: strawberry.ID | None = None,
+    ) -> Self | cgt.Skip:
+        result = await super().publish(payload, info, actions, id)
+        if isinstance(result, cgt.Skip):
+            return result
+        editor = bool(info.context.connection_params.get("editor"))
+        return cls(action=result.action, node=result.node, can_edit=editor)
+
+
 @strawberry.type
 class Subscription:
     on_message_changed = OnMessageChanged.field()
     on_guarded_message_changed = OnGuardedMessageChanged.field()
     on_gadget_changed = OnGadgetChanged.field()
     on_note_changed = OnNoteChanged.field()
+    on_editable_note_changed = OnEditableNoteChanged.field()
 
 
 schema = strawberry.Schema(query=Query, subscription=Subscription)

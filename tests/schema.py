@@ -21,7 +21,31 @@ class CounterContext(Context):
 
 
 @strawberry.type
+class TreeNode:
+    """A node whose children are made on demand: nested lists that grow a result
+    geometrically from a tiny query."""
+
+    label: str
+
+    @strawberry.field
+    async def children(self, count: int) -> list[TreeNode]:
+        return [TreeNode(label=f"{self.label}.{index}") for index in range(count)]
+
+
+@strawberry.type
 class Query:
+    @strawberry.field
+    async def rows(self, count: int, width: int = 10) -> list[str]:
+        return ["x" * width] * count
+
+    @strawberry.field
+    async def length(self, items: list[str]) -> int:
+        return len(items)
+
+    @strawberry.field
+    async def tree(self) -> TreeNode:
+        return TreeNode(label="root")
+
     @strawberry.field
     async def hello(self, name: str = "world") -> str:
         return f"Hello, {name}!"

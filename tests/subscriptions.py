@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import datetime
 import decimal
 import enum
 import uuid
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, NewType, Self
 
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 
 import channels_graphql_typed as cgt
 from channels_graphql_typed import GraphqlWsConsumer
 from tests.app.models import Note
 from tests.schema import Mutation, Query
+
+if TYPE_CHECKING:
+    from channels_graphql_typed.protocol.messages import OperationPayload
 
 
 @dataclasses.dataclass
@@ -258,6 +263,23 @@ class OnRooms(cgt.Subscription[ChatEvent]):
         return rooms
 
 
+@dataclasses.dataclass
+class Thread:
+    messages: list[str]
+
+
+class OnThread(cgt.Subscription[Thread]):
+    """Its publish changes the payload in place: the fan-out's decoded payload must not
+    carry one subscriber's change to another."""
+
+    messages: list[str]
+
+    @classmethod
+    async def publish(cls, payload: Thread, info: cgt.Info) -> Self | cgt.Skip:
+        payload.messages.append(f"seen by {info.context.connection_params.get('name')}")
+        return cls(messages=payload.messages)
+
+
 @strawberry.type
 class Mutations(Mutation):
     @strawberry.mutation
@@ -281,6 +303,7 @@ class Subscription:
     on_big = OnBig.field()
     on_tree = OnTree.field()
     on_rooms = OnRooms.field()
+    on_thread = OnThread.field()
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutations, subscription=Subscription)
@@ -322,3 +345,74 @@ class SmallQueueConsumer(GraphqlWsConsumer):
     schema = schema
     confirm_subscriptions = True
     notification_queue_limit = 100
+
+
+# --- custom scalars: a result that reaches one may render differently per connection ---
+
+VIEWER_UTC_OFFSET: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "viewer_utc_offset", default=0
+)
+"""Hours east of UTC of the connection's viewer, set for each of its operations."""
+
+LocalDateTime = NewType("LocalDateTime", datetime.datetime)
+"""A custom scalar: an instant, rendered in the viewer's time zone."""
+Celsius = NewType("Celsius", float)
+"""A custom scalar whose rendering depends on the value alone."""
+
+
+def in_viewer_zone(value: datetime.datetime) -> str:
+    zone = datetime.timezone(datetime.timedelta(hours=VIEWER_UTC_OFFSET.get()))
+    return value.astimezone(zone).isoformat()
+
+
+@dataclasses.dataclass
+class Appointment:
+    at: datetime.datetime
+    temperature: float
+
+
+class OnAppointment(cgt.Subscription[Appointment]):
+    """Appointments, their time in the viewer's zone; no publish."""
+
+    at: LocalDateTime
+
+
+class OnTemperature(cgt.Subscription[Appointment]):
+    """The temperature of appointments; no publish."""
+
+    temperature: Celsius
+
+
+@strawberry.type(name="Subscription")
+class ZonedSubscription:
+    on_appointment = OnAppointment.field()
+    on_temperature = OnTemperature.field()
+
+
+zoned_schema = strawberry.Schema(
+    query=Query,
+    subscription=ZonedSubscription,
+    config=StrawberryConfig(
+        scalar_map={
+            LocalDateTime: strawberry.scalar(name="LocalDateTime", serialize=in_viewer_zone),
+            Celsius: strawberry.scalar(name="Celsius", serialize=lambda value: f"{value} C"),
+        }
+    ),
+)
+
+
+class ZonedConsumer(GraphqlWsConsumer):
+    """Sets the viewer's time zone from the connection parameters, like an app that
+    activates each user's time zone; counts executions."""
+
+    schema = zoned_schema
+    confirm_subscriptions = True
+    middleware = (count_root_resolutions,)
+    share_results_under_middleware = True
+
+    async def on_operation(self, id: str, payload: OperationPayload) -> None:
+        VIEWER_UTC_OFFSET.set(int(self.context.connection_params.get("utcOffset", 0)))
+
+
+class CelsiusDeclaredConsumer(ZonedConsumer):
+    context_free_scalars = ("Celsius",)

@@ -252,6 +252,45 @@ async def test_each_change_of_one_row_delivers_its_own_values(subprotocol: str) 
     assert EXECUTIONS == ["onMessageChanged"] * 2
 
 
+async def test_fields_of_its_own_are_never_shared_between_subscribers(subprotocol: str) -> None:
+    # can_edit is set for each subscriber by publish: the result of an editor must not
+    # reach a reader, although the event (action, row, values) is the same for both.
+    editor = await subscribe(
+        subprotocol,
+        field="onEditableNoteChanged",
+        selection="action node { text } canEdit",
+        payload={"editor": True},
+    )
+    reader = await subscribe(
+        subprotocol, field="onEditableNoteChanged", selection="action node { text } canEdit"
+    )
+    note = await Note.objects.acreate(text=f"shared? {subprotocol}")
+    await note.asave()  # the same values again: the same event for every subscriber
+    for session, can_edit in ((editor, True), (reader, False)):
+        for action in ("CREATED", "UPDATED"):
+            result = (await session.result("s"))["data"]["onEditableNoteChanged"]
+            assert result == {
+                "action": action,
+                "node": {"text": f"shared? {subprotocol}"},
+                "canEdit": can_edit,
+            }
+        await session.close()
+
+
+def test_the_event_key_covers_every_field_of_the_result() -> None:
+    from channels_graphql_typed.execution import _event_key
+    from tests.model_subscriptions import OnEditableNoteChanged
+
+    def event(can_edit: Any, text: str = "a") -> Any:
+        return OnEditableNoteChanged(action=UPDATED, node=Note(pk=1, text=text), can_edit=can_edit)
+
+    assert _event_key(event(True)) == _event_key(event(True))
+    assert _event_key(event(True)) != _event_key(event(False))
+    assert _event_key(event(True)) != _event_key(event(True, "b"))
+    # A value that is not exactly comparable shares nothing.
+    assert _event_key(event([True])) is None
+
+
 async def test_delete_delivers_the_last_values(subprotocol: str) -> None:
     message = await Message.objects.acreate(text="first", sender="carol")
     session = await subscribe(subprotocol, "(actions: [DELETED])")

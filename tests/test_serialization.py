@@ -22,6 +22,7 @@ from channels_graphql_typed.serialization import (
     FORMAT_MARKER,
     MAX_PAYLOAD_DEPTH,
     MAX_PAYLOAD_SIZE,
+    copy_payload,
     deserialize_payload,
     registered_payload_types,
     serialize_payload,
@@ -262,6 +263,50 @@ def test_payloads_round_trip_exactly_when_within_the_depth_limit(value: Any, wra
     restored = deserialize_payload(serialize_payload(value))
     assert restored == value
     assert repr(restored) == repr(value)  # tuples stay tuples, lists lists
+
+
+def _mutable_parts(value: Any) -> list[Any]:
+    """Every object reachable from ``value`` that code could change in place."""
+    if isinstance(value, list | set | dict):
+        items = list(value.values()) if isinstance(value, dict) else list(value)
+        return [value, *(part for item in items for part in _mutable_parts(item))]
+    if isinstance(value, tuple | frozenset):
+        return [part for item in value for part in _mutable_parts(item)]
+    if dataclasses.is_dataclass(value) or hasattr(value, "_state"):
+        fields = vars(value).values() if hasattr(value, "__dict__") else ()
+        return [value, *(part for item in fields for part in _mutable_parts(item))]
+    return []
+
+
+def assert_independent_copy(original: Any) -> None:
+    copied = copy_payload(original)
+    assert repr(copied) == repr(original)
+    shared = {id(part) for part in _mutable_parts(original)} & {
+        id(part) for part in _mutable_parts(copied)
+    }
+    assert not shared, "the copy shares mutable parts with the original"
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(payload_values)
+def test_a_copy_of_a_decoded_payload_shares_nothing_mutable(value: Any) -> None:
+    decoded = deserialize_payload(serialize_payload(value))
+    assert copy_payload(decoded) == decoded
+    assert_independent_copy(decoded)
+
+
+def test_copies_of_dataclasses_and_models_are_rebuilt_like_decoded_ones() -> None:
+    from tests.app.models import Note
+
+    tree = deserialize_payload(serialize_payload(Tree("a", Tree("b"))))
+    assert copy_payload(tree) == tree
+    assert_independent_copy(tree)
+    note = deserialize_payload(serialize_payload(Note(pk=3, text="hi")))
+    copied = copy_payload(note)
+    assert (type(copied), copied.pk, copied.text) == (Note, 3, "hi")
+    assert copied is not note
+    assert copied._state is not note._state
+    assert copy_payload(ChatEvent("r", "t", "s", "c")) == ChatEvent("r", "t", "s", "c")
 
 
 # --- the registry ---------------------------------------------------------------------------

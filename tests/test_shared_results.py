@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS
 from tests.helpers import WsSession
 from tests.subscriptions import (
@@ -142,3 +144,95 @@ def test_events_that_render_differently_never_share_a_key() -> None:
     for first, second in pairs:
         assert first == second
         assert _event_key(Event(first)) != _event_key(Event(second)), (first, second)
+
+
+def test_the_shared_key_holds_digests_not_the_clients_texts() -> None:
+    executor = CountingConsumer.executor()
+
+    def key(variables: dict[str, list[str]]) -> tuple[object, ...]:
+        prepared = asyncio.run(executor.prepare({"query": MEASUREMENT, "variables": variables}))
+        assert not isinstance(prepared, list)
+        shared = executor.shared_results_key(prepared)
+        assert shared is not None
+        return shared
+
+    huge = {"s": ["x" * 100_000]}
+    # The cache holds up to a thousand keys: none may keep a client's (huge) variables.
+    assert all(len(repr(part)) < 200 for part in key(huge))
+    assert key(huge) == key({"s": ["x" * 100_000]})
+    assert key(huge) != key({"s": ["x" * 99_999]})
+    assert key({"s": ["a"]}) != key({"s": ["b"]})
+
+
+async def test_a_custom_scalar_renders_for_each_subscriber(subprotocol: str) -> None:
+    import datetime
+
+    from tests.subscriptions import Appointment, OnAppointment, ZonedConsumer
+
+    # Its serializer may read the connection (here: the viewer's time zone): a result
+    # that reaches it is executed for each subscriber, never shared.
+    sessions = []
+    for offset in (1, 9, 1):
+        session = await WsSession.open(
+            ZonedConsumer.as_asgi(), subprotocol, payload={"utcOffset": offset}
+        )
+        await session.start("s", "subscription { onAppointment { at } }")
+        assert await session.result("s") == {"data": None}
+        sessions.append(session)
+    ROOT_RESOLUTIONS.clear()
+    at = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.UTC)
+    await OnAppointment.broadcast(payload=Appointment(at=at, temperature=20.5))
+    for session, rendered in zip(
+        sessions,
+        ("2026-03-01T13:00:00+01:00", "2026-03-01T21:00:00+09:00", "2026-03-01T13:00:00+01:00"),
+        strict=True,
+    ):
+        assert await session.result("s") == {"data": {"onAppointment": {"at": rendered}}}
+        await session.close()
+    assert ROOT_RESOLUTIONS == ["onAppointment"] * 3
+
+
+async def test_a_declared_context_free_scalar_is_shared(subprotocol: str) -> None:
+    import datetime
+
+    from tests.subscriptions import (
+        Appointment,
+        CelsiusDeclaredConsumer,
+        OnTemperature,
+        ZonedConsumer,
+    )
+
+    at = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.UTC)
+    # Values no other run broadcasts: results are cached per consumer class.
+    shift = 0.25 if subprotocol == GRAPHQL_WS else 0.0
+    for consumer, executions, temperature in (
+        (ZonedConsumer, 3, 21.5 + shift),
+        (CelsiusDeclaredConsumer, 1, 22.5 + shift),
+    ):
+        sessions = []
+        for _ in range(3):
+            session = await WsSession.open(consumer.as_asgi(), subprotocol)
+            await session.start("s", "subscription { onTemperature { temperature } }")
+            assert await session.result("s") == {"data": None}
+            sessions.append(session)
+        ROOT_RESOLUTIONS.clear()
+        await OnTemperature.broadcast(payload=Appointment(at=at, temperature=temperature))
+        for session in sessions:
+            assert await session.result("s") == {
+                "data": {"onTemperature": {"temperature": f"{temperature} C"}}
+            }
+            await session.close()
+        assert len(ROOT_RESOLUTIONS) == executions, (consumer, ROOT_RESOLUTIONS)
+
+
+def test_context_free_scalars_must_name_scalars_of_the_schema() -> None:
+    import pytest
+
+    from channels_graphql_typed.execution import GraphqlExecutor
+    from tests.subscriptions import zoned_schema
+
+    GraphqlExecutor(zoned_schema, context_free_scalars=["Celsius", "LocalDateTime"])
+    with pytest.raises(ValueError, match="no scalar named 'Celcius'"):
+        GraphqlExecutor(zoned_schema, context_free_scalars=["Celcius"])
+    with pytest.raises(ValueError, match="no scalar named 'OnAppointment'"):
+        GraphqlExecutor(zoned_schema, context_free_scalars=["OnAppointment"])

@@ -31,7 +31,9 @@ from tests.subscriptions import (
     OnMeasurement,
     OnNewChatMessage,
     OnSlowPublish,
+    OnThread,
     OrderedTypedConsumer,
+    Thread,
     TypedConsumer,
 )
 
@@ -147,6 +149,39 @@ async def test_skip_suppresses_for_that_subscriber_only(subprotocol: str) -> Non
     assert await sender.nothing()
     await sender.close()
     await listener.close()
+
+
+async def test_publish_changing_its_payload_changes_no_other_subscribers(subprotocol: str) -> None:
+    # The process decodes a broadcast once; each publish of a class's own gets a copy.
+    names = ("ann", "bob", "cy")
+    sessions = []
+    for name in names:
+        session = await WsSession.open(confirming, subprotocol, payload={"name": name})
+        await session.start("s", "subscription { onThread { messages } }")
+        assert await session.result("s") == {"data": None}
+        sessions.append(session)
+    await OnThread.broadcast(payload=Thread(messages=["hello"]))
+    for session, name in zip(sessions, names, strict=True):
+        assert await session.result("s") == {
+            "data": {"onThread": {"messages": ["hello", f"seen by {name}"]}}
+        }
+        await session.close()
+
+
+def test_only_classes_whose_own_code_gets_the_payload_copy_it() -> None:
+    from tests.model_subscriptions import OnEditableNoteChanged, OnMessageChanged, OnNoteChanged
+    from tests.subscriptions import OnPersonal
+
+    # Default publish (and authorize_delivery): the subscribers share the decoded payload.
+    assert not OnMeasurement._cgt_payload_reaches_user_code()
+    assert not OnAnything._cgt_payload_reaches_user_code()
+    assert not OnMessageChanged._cgt_payload_reaches_user_code()
+    # A publish, an authorize_delivery or resolvers of the user's: a copy each.
+    assert OnThread._cgt_payload_reaches_user_code()
+    assert OnNewChatMessage._cgt_payload_reaches_user_code()
+    assert OnNoteChanged._cgt_payload_reaches_user_code()
+    assert OnEditableNoteChanged._cgt_payload_reaches_user_code()
+    assert OnPersonal._cgt_payload_reaches_user_code()
 
 
 async def test_default_publish_builds_from_attributes_and_arguments_work(subprotocol: str) -> None:

@@ -113,6 +113,11 @@ class StopOperation:
 Action = Send | SendText | Close | ConnectionInitRequested | StartOperation | StopOperation
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 1024 * 1024
+DEFAULT_MAX_OPERATIONS_SIZE: Final = 200_000
+"""Tokens of documents plus values of variables that one connection's active operations
+may hold together."""
+RELEASED_PAYLOAD: Final[OperationPayload] = {"query": ""}
+"""What an operation keeps as its payload once it has been prepared."""
 MAX_OPERATION_ID_LENGTH: Final = 1024
 MAX_CLOSE_REASON_BYTES: Final = 123
 
@@ -124,6 +129,23 @@ class InvalidMessage(Exception):
         super().__init__(reason)
         self.reason = reason
         self.operation_id = operation_id
+
+
+def count_json_values(value: object, limit: int) -> int:
+    """How many JSON values ``value`` holds (containers and scalars alike), counting no
+    further than ``limit + 1``: a hostile frame costs at most that many steps."""
+    count = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        count += 1
+        if count > limit:
+            return count
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return count
 
 
 def error(message: str) -> FormattedError:

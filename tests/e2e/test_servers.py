@@ -260,3 +260,26 @@ async def test_rejected_on_connect_on_legacy_sends_connection_error_then_closes_
         }
         received = await session.receive_close()
     assert_close(closing_server, received, CloseCode.FORBIDDEN, "Forbidden")
+
+
+async def test_costly_queries_are_bounded_over_a_real_socket(
+    server: RunningServer, subprotocol: str
+) -> None:
+    # Three attacks that once cost hundreds of MiB or seconds of every client's latency:
+    # 900 aliases of a list field (a 181 MB response), 90 aliases under the alias
+    # limit (18 MB), and a tiny query over nested lists.
+    async with ready_session(server, subprotocol) as attacker:
+        rows = " ".join(f"a{index}: rows(count: 1000, width: 200)" for index in range(900))
+        await attacker.start("aliases", "{ " + rows + " }")
+        message = await attacker.receive()
+        assert message["type"] == "error", message
+        assert "more than 100 aliases" in json.dumps(message["payload"])
+        rows = " ".join(f"a{index}: rows(count: 1000, width: 200)" for index in range(90))
+        payload = await attacker.query("size", "{ " + rows + " }")
+        assert payload["data"] is None
+        assert "max_result_size" in payload["errors"][0]["message"]
+        level = "children(count: 60) { label "
+        payload = await attacker.query("nested", "{ tree { " + level * 5 + "}" * 5 + " } }")
+        assert payload["data"] is None
+        assert "max_result_size" in payload["errors"][0]["message"]
+        assert await attacker.query("after", "{ hello }") == {"data": {"hello": "Hello, world!"}}
