@@ -193,10 +193,15 @@ async def gql_tourist(
 
         async def next_event(self) -> dict[str, Any]:
             getting = asyncio.ensure_future(tourist.next_event())
-            await asyncio.wait({getting, task}, return_when=asyncio.FIRST_COMPLETED)
-            if getting.done():
+            try:
+                await asyncio.wait({getting, task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # Also when this wait is cancelled (the test's probe timed out): a getter
+                # left behind would take the next event from the queue, and lose it.
+                if not getting.done():
+                    getting.cancel()
+            if not getting.cancelled():
                 return getting.result()
-            getting.cancel()
             task.result()  # raises the tour's error
             return await tourist.next_event()
 
