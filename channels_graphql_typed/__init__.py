@@ -24,11 +24,12 @@ from .exceptions import (
 )
 from .model_subscription import ModelAction, ModelEvent, ModelSubscription
 from .protocol import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, CloseCode
-from .protocol.messages import OperationPayload
+from .protocol.messages import CONFIRM_SUBSCRIPTION_EXTENSION, OperationPayload
 from .serialization import register_payload_type
 from .subscription import SKIP, Info, Skip, Subscription
 
 __all__ = [
+    "CONFIRM_SUBSCRIPTION_EXTENSION",
     "GRAPHQL_TRANSPORT_WS",
     "GRAPHQL_WS",
     "SKIP",

@@ -19,11 +19,12 @@ import functools
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, cast
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import path
 from graphql import GraphQLError, OperationType
 
 from .context import Context
@@ -45,6 +46,7 @@ from .operation import (
     OperationSettings,
     current_operation,
 )
+from .origin import default_allowed_origins, origin_allowed, request_origin
 from .protocol import (
     PROTOCOL_MACHINES,
     SUBPROTOCOLS,
@@ -65,6 +67,7 @@ from .protocol.common import (
     count_json_values,
     error,
 )
+from .protocol.messages import confirmation_requested
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -76,11 +79,16 @@ if TYPE_CHECKING:
         WebSocketDisconnectEvent,
         WebSocketReceiveEvent,
     )
+    from channels.routing import URLRouter, _ExtendedURLPattern
     from graphql import ASTValidationRule
 
     from .execution import OperationRun, PreparedOperation, SubscriptionResults
     from .protocol import Action
     from .protocol.messages import ExecutionResultPayload, OperationPayload
+
+    # What URLRouter's list holds; a union, so that a list of routes held in a variable
+    # (``list`` is invariant) is what URLRouter takes too.
+    WebsocketRoute: TypeAlias = _ExtendedURLPattern | URLRouter
 
 logger = logging.getLogger("channels_graphql_typed")
 
@@ -103,6 +111,12 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
 
     subprotocols: ClassVar[Sequence[str]] = SUBPROTOCOLS
     """Accepted subprotocols; the client's first offered one that is listed here wins."""
+
+    allowed_origins: ClassVar[Sequence[str] | None] = None
+    """Origins whose pages may open a socket (see :mod:`channels_graphql_typed.origin`):
+    ``"*"``, exact origins (``"https://chat.example.com"``) or ``ALLOWED_HOSTS``-style
+    host patterns. None: the hosts of ``ALLOWED_HOSTS``. A handshake with another
+    ``Origin`` is refused (HTTP 403); one without ``Origin`` (not a browser) is accepted."""
 
     strict_ordering: ClassVar[bool] = False
     """Run operations one at a time in arrival order instead of concurrently."""
@@ -184,7 +198,9 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
 
     confirm_subscriptions: ClassVar[bool] = False
     """Send ``subscription_confirmation_message`` as the first result of every
-    subscription, once it is registered in all its groups."""
+    subscription, once it is registered in all its groups. Without it, a client gets the
+    confirmation of the subscriptions whose ``extensions`` ask for it
+    (:data:`~channels_graphql_typed.protocol.messages.CONFIRM_SUBSCRIPTION_EXTENSION`)."""
 
     subscription_confirmation_message: ClassVar[dict[str, Any]] = {"data": None}
     """The confirmation's payload (sent in a ``next`` / ``data`` message)."""
@@ -229,6 +245,19 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
                 validation_rules=cls.validation_rules,
             )
         return executor
+
+    @classmethod
+    def as_route(cls, route: str, *, name: str | None = None, **initkwargs: Any) -> WebsocketRoute:
+        """``django.urls.path(route, cls.as_asgi(**initkwargs), name=name)``, typed as the
+        route that Channels' ``URLRouter`` takes::
+
+            URLRouter([ChatConsumer.as_route("graphql/")])
+
+        (The stubs of Django and Channels type ``path()`` for Django views only, so the
+        plain spelling, which works the same at run time, fails ``mypy --strict``.)
+        """
+        application: Any = cls.as_asgi(**initkwargs)
+        return cast("WebsocketRoute", path(route, application, name=name))
 
     # --- connection state ------------------------------------------------------------------
 
@@ -289,6 +318,13 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
+        allowed = self.allowed_origins
+        if allowed is None:
+            allowed = default_allowed_origins()
+        if not origin_allowed(request_origin(self.scope.get("headers", ())), allowed):
+            # Refused before accept: the ASGI server answers the handshake with 403.
+            await self.close()
+            return
         offered = self.scope.get("subprotocols") or []
         chosen = next(
             (p for p in offered if p in self.subprotocols and p in PROTOCOL_MACHINES), None
@@ -517,7 +553,9 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         prepared = await run.prepare()
         # From here on the operation needs only what was prepared (the declared
         # variables, coerced when it runs): the frame's other contents, unused variables
-        # and extensions included, are let go.
+        # and extensions included, are let go (once read: a subscription's confirmation
+        # may be asked for there).
+        confirm = self.confirm_subscriptions or confirmation_requested(operation.payload)
         operation.payload = RELEASED_PAYLOAD
         if isinstance(prepared, list):
             await self._perform(machine.send_errors(operation, prepared))
@@ -535,7 +573,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             if prepared.operation_type is OperationType.SUBSCRIPTION:
                 stream = await run.subscribe(prepared)
                 del prepared  # the raw variables: the stream keeps the coerced ones
-                await self._run_subscription(operation, stream, ready)
+                await self._run_subscription(operation, stream, ready, confirm=confirm)
                 return
             result = await run.execute(prepared)
             await self._perform(machine.send_result(operation, result))
@@ -564,6 +602,8 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         operation: Operation,
         stream: SubscriptionResults | ExecutionResultPayload,
         ready: asyncio.Event | None,
+        *,
+        confirm: bool,
     ) -> None:
         machine = self.machine
         assert machine is not None
@@ -576,7 +616,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             await self._perform(machine.complete(operation))
             return
         try:
-            if self.confirm_subscriptions:
+            if confirm:
                 await self._perform(
                     machine.send_result(
                         operation,

@@ -55,6 +55,7 @@ from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.models.signals import post_delete, post_save
 from strawberry.scalars import JSON
 
+from .checks import record_model_subscription
 from .serialization import serialize_payload
 from .subscription import SKIP, Info, Skip, Subscription, _has_resolvers, _overrides
 
@@ -132,6 +133,7 @@ class ModelSubscription(Subscription[ModelEvent[ModelT]]):
     model: ClassVar[type[models.Model]]
     """The model, from the class's type parameter."""
     _node_attributes: ClassVar[tuple[str, ...]]
+    _hook_names = (*Subscription._hook_names, "authorize_subscription", "authorize_delivery")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         model = _declared_model(cls)
@@ -156,6 +158,7 @@ class ModelSubscription(Subscription[ModelEvent[ModelT]]):
         super().__init_subclass__(**kwargs)
         if model is not None:
             _connect_signals(cls, model)
+            record_model_subscription(cls)
 
     def __post_init__(self) -> None:
         # The executor shares one result between the subscribers of equal operations when

@@ -7,7 +7,8 @@ deserialized once per receiving process, not per subscriber.
 
 What round-trips into the same types: ``None``, ``bool``, ``int``, ``float``, ``str``,
 ``bytes``, ``list``, ``tuple``, ``dict`` (any keys that are themselves payload values),
-``set``, ``frozenset``, ``datetime.datetime`` / ``date`` / ``time`` / ``timedelta``,
+``set``, ``frozenset``, ``datetime.datetime`` (a ``zoneinfo.ZoneInfo`` zone keeps its key,
+not only its offset) / ``date`` / ``time`` / ``timedelta``,
 ``uuid.UUID``, ``decimal.Decimal``, and instances of *registered* enums, named tuples,
 dataclasses (rebuilt without running ``__init__`` again) and Django models (their
 concrete fields' values at broadcast time, foreign keys as their ``_id``, files as
@@ -57,6 +58,7 @@ import threading
 import types
 import typing
 import uuid
+import zoneinfo
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgpack
@@ -82,6 +84,7 @@ then the format version."""
 
 # Leaf extension types: their data is bytes, decoded without msgpack.
 _DATETIME: Final = 1
+_MAX_ZONE_KEY_LENGTH: Final = 256
 _DATE: Final = 2
 _TIME: Final = 3
 _TIMEDELTA: Final = 4
@@ -291,7 +294,13 @@ def _encode(value: Any, depth: int) -> Any:
     if kind is bytes:
         return value
     if isinstance(value, datetime.datetime):
-        return msgpack.ExtType(_DATETIME, value.isoformat().encode())
+        text = value.isoformat()
+        zone = value.tzinfo
+        if isinstance(zone, zoneinfo.ZoneInfo) and zone.key is not None:
+            # The offset alone would lose the zone (and DST arithmetic with it): the key
+            # follows, as in RFC 9557's "2026-03-29T01:30:00+01:00[Europe/Paris]".
+            text = f"{text}[{zone.key}]"
+        return msgpack.ExtType(_DATETIME, text.encode())
     if isinstance(value, datetime.date):
         return msgpack.ExtType(_DATE, value.isoformat().encode())
     if isinstance(value, datetime.time):
@@ -421,7 +430,7 @@ def _leaf(code: int, data: bytes) -> Any:
         return _TAGS[data[0]]
     match code:
         case 1:
-            return datetime.datetime.fromisoformat(data.decode())
+            return _datetime(data.decode())
         case 2:
             return datetime.date.fromisoformat(data.decode())
         case 3:
@@ -434,6 +443,22 @@ def _leaf(code: int, data: bytes) -> Any:
         case 6:
             return decimal.Decimal(data.decode())
     raise PayloadSerializationError(f"unknown extension type {code}")
+
+
+def _datetime(text: str) -> datetime.datetime:
+    if not text.endswith("]"):
+        return datetime.datetime.fromisoformat(text)
+    moment, bracket, key = text[:-1].partition("[")
+    if not bracket or len(key) > _MAX_ZONE_KEY_LENGTH:
+        raise PayloadSerializationError(f"invalid datetime {text[:80]!r}")
+    try:
+        # ZoneInfo refuses keys that are not names under the time zone path.
+        zone = zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise PayloadSerializationError(f"unknown time zone {key[:80]!r}") from exc
+    # The instant that the offset says, in its zone (the offset decides an ambiguous
+    # wall time, so the fold comes back too).
+    return datetime.datetime.fromisoformat(moment).astimezone(zone)
 
 
 def _decode(value: Any, depth: int) -> Any:

@@ -27,6 +27,7 @@ import collections.abc
 import enum
 import inspect
 import logging
+import types
 import typing
 from typing import (
     TYPE_CHECKING,
@@ -35,6 +36,7 @@ from typing import (
     Final,
     Generic,
     Self,
+    TypeAlias,
     TypeVar,
     dataclass_transform,
 )
@@ -79,6 +81,11 @@ PayloadT = TypeVar("PayloadT")
 Info = strawberry.Info[Context, Any]
 """The ``info`` that typed subscriptions (and resolvers) receive."""
 
+GroupNames: TypeAlias = list[str] | tuple[str, ...] | set[str] | frozenset[str]
+"""What ``subscribe`` returns: group names in a list, tuple or set. Not any
+``Sequence[str]``: a ``str`` is one, and ``return chatroom`` would join one group per
+character."""
+
 
 class Skip(enum.Enum):
     """Type of :data:`SKIP`."""
@@ -115,23 +122,35 @@ class Subscription(Generic[PayloadT]):
     :func:`~.serialization.register_payload_type`."""
     group_namespace: ClassVar[str]
     """Prefix of this class's Channels groups (derived from its module and name)."""
+    _hook_names: ClassVar[tuple[str, ...]] = ("subscribe", "publish", "unsubscribed")
+    """The methods a subclass may override, each an ``async`` class method."""
+    _payload_class: ClassVar[type | tuple[type, ...] | None] = None
+    """What ``broadcast`` checks its payload against (None: nothing to check)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        _check_hooks(cls)
         if "group_namespace" not in cls.__dict__:
             cls.group_namespace = class_namespace(cls.__module__, cls.__qualname__)
         # A class that still has type parameters (``class Base(Subscription[Event[T]])``)
         # is a base for other subscriptions, not a GraphQL type of its own.
         if not getattr(cls, "__parameters__", ()):
             strawberry.type(cls, description=cls.__dict__.get("__doc__"))
+            if not cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+                raise TypeError(
+                    f"{cls.__qualname__} has no result fields: annotate the fields of its "
+                    f"result type in the class body, e.g. `text: str` (a value without an "
+                    "annotation is not a field)"
+                )
             _register_payload_types(cls)
 
     # --- what users override ----------------------------------------------------------------
 
     @classmethod
-    async def subscribe(cls, info: Info, *args: Any, **kwargs: Any) -> Sequence[str]:
-        """The groups to join, besides the class's default group. Its keyword parameters
-        after ``info`` are the GraphQL arguments of the subscription."""
+    async def subscribe(cls, info: Info, *args: Any, **kwargs: Any) -> GroupNames:
+        """The groups to join, besides the class's default group (a list, tuple or set of
+        names). Its keyword parameters after ``info`` are the GraphQL arguments of the
+        subscription."""
         return ()
 
     @classmethod
@@ -172,10 +191,22 @@ class Subscription(Generic[PayloadT]):
     async def broadcast(cls, *, payload: PayloadT, group: str | None = None) -> None:
         """Notify the subscribers of ``group`` (all subscribers of the class if None).
 
-        The payload is serialized here (raising ``TypeError`` if it cannot cross the
-        channel layer) and sent once per process that has subscribers in the group.
+        The payload is checked against the class's payload type when that is a class
+        (``TypeError`` naming both), serialized here (``PayloadSerializationError``, a
+        ``TypeError``, if it cannot cross the channel layer) and sent once per process
+        that has subscribers in the group.
         """
+        cls._check_payload(payload)
         await cls._broadcast_serialized(serialize_payload(payload), group)
+
+    @classmethod
+    def _check_payload(cls, payload: object) -> None:
+        expected = cls._payload_class
+        if expected is not None and not isinstance(payload, expected):
+            raise TypeError(
+                f"{cls.__qualname__}.broadcast: the payload must be {_describe(expected)} "
+                f"(the type parameter of {cls.__qualname__}), not {type(payload).__qualname__}"
+            )
 
     @classmethod
     async def _broadcast_serialized(cls, data: bytes, group: str | None) -> None:
@@ -188,6 +219,7 @@ class Subscription(Generic[PayloadT]):
     @classmethod
     def broadcast_sync(cls, *, payload: PayloadT, group: str | None = None) -> None:
         """:meth:`broadcast` from synchronous code (a sync view, a command, a task)."""
+        cls._check_payload(payload)
         async_to_sync(cls.broadcast)(payload=payload, group=group)
 
     @classmethod
@@ -224,6 +256,72 @@ class Subscription(Generic[PayloadT]):
         )
 
 
+def _check_hooks(cls: type[Subscription[Any]]) -> None:
+    """Mistakes in the hooks' definitions, refused when the class is defined (rather than
+    at the first subscription or notification), saying what to write."""
+    for name in cls._hook_names:
+        attribute = cls.__dict__.get(name)
+        if attribute is None:
+            continue
+        if not isinstance(attribute, classmethod):
+            raise TypeError(
+                f"{cls.__qualname__}.{name} must be a class method: put @classmethod above "
+                f"`async def {name}(cls, info, ...)`"
+            )
+        function = attribute.__func__
+        if inspect.isasyncgenfunction(function):
+            raise TypeError(
+                f"{cls.__qualname__}.{name} must return its result, not yield: "
+                f"`async def {name}(cls, ...)` with `return`"
+            )
+        if not inspect.iscoroutinefunction(function):
+            raise TypeError(
+                f"{cls.__qualname__}.{name} must be async: write `async def {name}(cls, ...)` "
+                "(a sync function that needs the ORM can await its async API, or "
+                "asgiref's sync_to_async)"
+            )
+
+
+def _runtime_class(annotation: object) -> type | tuple[type, ...] | None:
+    """What ``isinstance`` can check of a payload type parameter: the class, the class of
+    a generic alias (``dict`` of ``dict[str, int]``), the classes of a union; None when
+    the annotation is not made of classes (``Any``, a type variable, ``Literal``...)."""
+    if annotation is Any:
+        return None
+    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
+        if typing.is_typeddict(annotation):
+            return dict
+        if getattr(annotation, "_is_protocol", False):
+            return None  # isinstance() refuses protocols that are not runtime-checkable
+        # The numeric promotions that type checkers apply (PEP 484).
+        if annotation is float:
+            return (float, int)
+        if annotation is complex:
+            return (complex, float, int)
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        members: list[type] = []
+        for argument in typing.get_args(annotation):
+            if argument is type(None):
+                members.append(type(None))
+                continue
+            checked = _runtime_class(argument)
+            if checked is None:
+                return None
+            members.extend(checked if isinstance(checked, tuple) else (checked,))
+        return tuple(members)
+    if isinstance(origin, type) and not getattr(origin, "_is_protocol", False):
+        return origin
+    return None
+
+
+def _describe(expected: type | tuple[type, ...]) -> str:
+    if isinstance(expected, tuple):
+        return " or ".join(kind.__qualname__ for kind in expected)
+    return f"a {expected.__qualname__}"
+
+
 def _overrides(cls: type, name: str, base: type) -> bool:
     """Whether ``cls`` has a method ``name`` other than ``base``'s."""
     # getattr: a hook redefined as something else than a classmethod is the user's too.
@@ -242,6 +340,7 @@ def _register_payload_types(cls: type[Subscription[Any]]) -> None:
     """Let the decoder materialise what this class's payloads can hold, and only that."""
     for annotation, substitutions in _payload_annotations(cls, {}):
         register_annotation(annotation, substitutions)
+        cls._payload_class = _runtime_class(substitutions.get(annotation, annotation))
     register_annotation(cls)
     for extra in cls.payload_types:
         register_annotation(extra)

@@ -1,6 +1,6 @@
 """Test helpers: the client driving an ASGI application in-process, for pytest suites.
 
-:class:`GraphqlWsTransport` implements the client's transport protocol on Channels'
+:class:`GraphqlWsTransportCommunicator` implements the client's transport protocol on Channels'
 ``WebsocketCommunicator``, so that :class:`~channels_graphql_typed.GraphqlWsClient`
 talks to a consumer (or a whole router) in the test's event loop, without a server::
 
@@ -26,7 +26,16 @@ import collections
 import contextlib
 from typing import TYPE_CHECKING, Any, Final
 
-from channels.testing import WebsocketCommunicator
+try:
+    from channels.testing import WebsocketCommunicator
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
+    if (exc.name or "").partition(".")[0] != "daphne":
+        raise
+    raise ModuleNotFoundError(
+        "channels_graphql_typed.testing needs daphne (Channels' testing module imports "
+        "it): pip install 'channels-graphql-typed[testing]'",
+        name="daphne",
+    ) from exc
 
 from .client.aiohttp import cookie_header
 from .client.client import DEFAULT_TIMEOUT, GraphqlWsClient
@@ -40,13 +49,13 @@ if TYPE_CHECKING:
 
     from .client.transport import GraphqlWsTransport as GraphqlWsTransportProtocol
 
-__all__ = ["GraphqlWsTransport", "graphql_ws_client"]
+__all__ = ["GraphqlWsTransport", "GraphqlWsTransportCommunicator", "graphql_ws_client"]
 
 ABNORMAL_CLOSURE: Final = 1006
 INTERNAL_ERROR: Final = 1011
 
 
-class GraphqlWsTransport:
+class GraphqlWsTransportCommunicator:
     """A client transport to an ASGI application running in this process.
 
     ``application`` is anything Channels' ``WebsocketCommunicator`` runs: a consumer's
@@ -232,7 +241,12 @@ class GraphqlWsTransport:
 
 
 if TYPE_CHECKING:
-    _check: type[GraphqlWsTransportProtocol] = GraphqlWsTransport
+    _check: type[GraphqlWsTransportProtocol] = GraphqlWsTransportCommunicator
+
+GraphqlWsTransport = GraphqlWsTransportCommunicator
+"""The former name of :class:`GraphqlWsTransportCommunicator`, kept so that existing
+imports work; it clashed with the transport protocol
+``channels_graphql_typed.GraphqlWsTransport``."""
 
 
 @contextlib.asynccontextmanager
@@ -253,10 +267,10 @@ async def graphql_ws_client(
             async with graphql_ws_client(application, subprotocol=request.param) as client:
                 yield client
 
-    The arguments are those of :class:`GraphqlWsTransport` and
+    The arguments are those of :class:`GraphqlWsTransportCommunicator` and
     :class:`~channels_graphql_typed.GraphqlWsClient`.
     """
-    transport = GraphqlWsTransport(application, path, headers=headers, cookies=cookies)
+    transport = GraphqlWsTransportCommunicator(application, path, headers=headers, cookies=cookies)
     async with GraphqlWsClient(
         transport, subprotocol=subprotocol, connection_params=connection_params, timeout=timeout
     ) as client:

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.core.asgi import get_asgi_application
-from django.urls import path
 
 from channels_graphql_typed import ConnectionRejected, GraphqlWsConsumer, OperationRejected
 from tests.schema import CounterContext, schema
@@ -69,11 +68,7 @@ class SingleThreadConsumer(GraphqlWsConsumer):
     max_worker_threads = 1
 
 
-# types-channels types django.urls.path() for Django views only, hence the ignores.
-websocket_routes = [
-    path("graphql/", SchemaConsumer.as_asgi()),  # type: ignore[arg-type]
-    path("hooks/", HookConsumer.as_asgi()),  # type: ignore[arg-type]
-]
+websocket_routes = [SchemaConsumer.as_route("graphql/"), HookConsumer.as_route("hooks/")]
 
 
 def application() -> ProtocolTypeRouter:
@@ -81,7 +76,7 @@ def application() -> ProtocolTypeRouter:
     return ProtocolTypeRouter(
         {
             "http": get_asgi_application(),
-            "websocket": URLRouter(websocket_routes),  # type: ignore[arg-type]
+            "websocket": URLRouter(websocket_routes),
         }
     )
 

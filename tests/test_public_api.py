@@ -11,6 +11,7 @@ import channels_graphql_typed as cgt
 def test_public_names() -> None:
     assert sorted(cgt.__all__) == sorted(
         [
+            "CONFIRM_SUBSCRIPTION_EXTENSION",
             "GRAPHQL_TRANSPORT_WS",
             "GRAPHQL_WS",
             "SKIP",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,41 @@ def test_mypy_verdict_per_sample(path: Path, mypy_report: dict[tuple[str, int], 
     else:
         assert expected, "a bad_ sample must mark its errors"
     assert reported == expected
+
+
+APP = SAMPLES / "typed_app"
+
+
+def test_a_whole_project_type_checks_with_the_django_plugin(tmp_path: Path) -> None:
+    """Settings, models, subscriptions, schema, consumer and routing as a user writes
+    them: ``mypy --strict`` with django-stubs, types-channels and the Django plugin."""
+    sources = {path.name: path.read_text() for path in APP.glob("*.py")}
+    assert {"settings.py", "models.py", "subscriptions.py", "schema.py", "asgi.py"} <= set(sources)
+    assert not [name for name, text in sources.items() if "type: ignore" in text]
+    config = tmp_path / "mypy.ini"
+    config.write_text(
+        f"[mypy]\nstrict = True\nwarn_unused_ignores = True\nmypy_path = {SAMPLES}\n"
+        "plugins = mypy_django_plugin.main\n\n"
+        "[mypy.plugins.django-stubs]\ndjango_settings_module = typed_app.settings\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(SAMPLES)}
+    environment.pop("DJANGO_SETTINGS_MODULE", None)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            f"--config-file={config}",
+            f"--cache-dir={tmp_path / 'cache'}",
+            "-p",
+            "typed_app",
+        ],
+        cwd=SAMPLES.parent.parent,  # where the package is, as in a project that uses it
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "Success" in completed.stdout

@@ -5,7 +5,7 @@
   :class:`GraphqlWsResult` -- one result (``data``, ``errors``, ``extensions``).
 * :class:`GraphqlWsTransport` -- the protocol a transport implements;
   :class:`GraphqlWsTransportAiohttp` -- a real WebSocket through aiohttp
-  (``channels_graphql_typed.testing.GraphqlWsTransport`` drives an ASGI application
+  (``channels_graphql_typed.testing.GraphqlWsTransportCommunicator`` drives an ASGI application
   in-process).
 * :mod:`.machine` -- the sans-IO protocol core the client is built on.
 """

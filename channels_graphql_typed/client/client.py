@@ -41,7 +41,7 @@ from ..exceptions import (
     GraphqlWsTimeoutError,
 )
 from ..protocol.common import CloseCode
-from ..protocol.messages import GRAPHQL_TRANSPORT_WS
+from ..protocol.messages import CONFIRM_SUBSCRIPTION_EXTENSION, GRAPHQL_TRANSPORT_WS
 from .machine import (
     ClientProtocolMachine,
     ConnectionAcknowledged,
@@ -295,6 +295,7 @@ class GraphqlWsClient:
         *,
         extensions: dict[str, Any] | None = None,
         timeout: float | None = None,
+        confirm: bool = False,
     ) -> GraphqlWsSubscriptionStream:
         """A subscription, started on entering the returned stream::
 
@@ -303,10 +304,15 @@ class GraphqlWsClient:
                     ...
 
         ``timeout``: seconds to wait for each event (default: the client's;
-        ``math.inf`` for a subscription that may stay quiet).
+        ``math.inf`` for a subscription that may stay quiet). ``confirm``: ask the server
+        to confirm this subscription once it is registered (the
+        ``channels_graphql_typed.confirm`` extension); the confirmation is not one of the
+        stream's results: ``await stream.wait_confirmed()`` waits for it.
         """
+        if confirm:
+            extensions = {**(extensions or {}), CONFIRM_SUBSCRIPTION_EXTENSION: True}
         payload = _operation_payload(query, variables, operation_name, extensions)
-        return GraphqlWsSubscriptionStream(self, payload, timeout)
+        return GraphqlWsSubscriptionStream(self, payload, timeout, confirm=confirm)
 
     async def ping(
         self, payload: dict[str, Any] | None = None, *, timeout: float | None = None
@@ -485,14 +491,24 @@ class GraphqlWsSubscriptionStream:
     """
 
     def __init__(
-        self, client: GraphqlWsClient, payload: OperationPayload, timeout: float | None
+        self,
+        client: GraphqlWsClient,
+        payload: OperationPayload,
+        timeout: float | None,
+        *,
+        confirm: bool = False,
     ) -> None:
         self.client = client
         self.payload = payload
         self.timeout = timeout
+        self.confirm = confirm
+        """Whether the server was asked to confirm the subscription: its first result is
+        then the confirmation, which :meth:`wait_confirmed` takes (iterating the stream
+        takes it too), not one of the stream's results."""
         self._operation_id: str | None = None
         self._queue: asyncio.Queue[OperationItem] | None = None
         self._ended = False
+        self._confirmed = False
 
     @property
     def operation_id(self) -> str:
@@ -533,14 +549,48 @@ class GraphqlWsSubscriptionStream:
     def __aiter__(self) -> Self:
         return self
 
+    @property
+    def confirmed(self) -> bool:
+        """Whether the server has confirmed the subscription (asked for with
+        ``confirm=True``): it is registered, no broadcast sent from now on is missed."""
+        return self._confirmed
+
+    async def wait_confirmed(self, *, timeout: float | None = None) -> None:
+        """Wait for the server's confirmation (the stream must ask for it:
+        ``client.subscribe(..., confirm=True)``). ``timeout``: seconds (default: the
+        client's). A subscription refused instead raises :class:`GraphqlWsResponseError`,
+        as iterating would."""
+        if not self.confirm:
+            raise RuntimeError("This subscription did not ask for a confirmation (confirm=True)")
+        if self._confirmed:
+            return
+        try:
+            result = await self._next_event(timeout)
+        except StopAsyncIteration:
+            raise GraphqlWsResponseError(
+                [{"message": "The subscription ended before it was confirmed"}]
+            ) from None
+        if result is not None:
+            # A result before the confirmation: the subscription failed to open (the
+            # server ends it after this result).
+            await self.stop()
+            raise GraphqlWsResponseError(result.errors or [], result)
+
     async def __anext__(self) -> GraphqlWsResult:
+        while True:
+            item = await self._next_event(self.timeout)
+            if item is not None:
+                return item
+
+    async def _next_event(self, timeout: float | None) -> GraphqlWsResult | None:
+        """The next result; None for the confirmation, which it records."""
         if self._queue is None:
             raise RuntimeError("Enter the stream (async with) before iterating it")
         if self._ended:
             raise StopAsyncIteration
         try:
             item = await self.client._next_item(
-                self._queue, self.timeout, f"Subscription {self._operation_id}"
+                self._queue, timeout, f"Subscription {self._operation_id}"
             )
         except GraphqlWsTimeoutError:
             raise
@@ -548,6 +598,9 @@ class GraphqlWsSubscriptionStream:
             await self.stop()
             raise
         if isinstance(item, ResultReceived):
+            if self.confirm and not self._confirmed and not item.payload.get("errors"):
+                self._confirmed = True
+                return None
             return GraphqlWsResult.from_payload(item.payload)
         await self.stop()
         if isinstance(item, ErrorsReceived):

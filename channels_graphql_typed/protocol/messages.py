@@ -13,7 +13,7 @@ dict as one of these types.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
 GRAPHQL_TRANSPORT_WS: Literal["graphql-transport-ws"] = "graphql-transport-ws"
 """Subprotocol name of the modern protocol (the ``graphql-ws`` npm library)."""
@@ -32,6 +32,19 @@ class OperationPayload(TypedDict):
     variables: NotRequired[dict[str, Any] | None]
     operationName: NotRequired[str | None]
     extensions: NotRequired[dict[str, Any] | None]
+
+
+CONFIRM_SUBSCRIPTION_EXTENSION: Final = "channels_graphql_typed.confirm"
+"""The key, in a subscription's ``extensions``, by which a client asks for that one
+subscription's confirmation: ``{"extensions": {"channels_graphql_typed.confirm": true}}``
+(both subprotocols carry ``extensions`` in ``subscribe`` / ``start``). Namespaced, so that
+no other extension means something else by it."""
+
+
+def confirmation_requested(payload: OperationPayload) -> bool:
+    """Whether the operation's ``extensions`` ask for its subscription's confirmation."""
+    extensions = payload.get("extensions")
+    return isinstance(extensions, dict) and extensions.get(CONFIRM_SUBSCRIPTION_EXTENSION) is True
 
 
 class FormattedError(TypedDict):

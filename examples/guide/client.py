@@ -1,4 +1,4 @@
-"""The README's client and testing samples, as code that mypy checks and the tests run."""
+"""The README's testing sample, as code that mypy checks and the tests run."""
 
 from __future__ import annotations
 
@@ -7,19 +7,6 @@ import pytest
 import channels_graphql_typed as cgt
 from channels_graphql_typed.testing import graphql_ws_client
 from examples.guide.chat import ChatConsumer
-
-
-async def print_lobby(url: str, session_id: str) -> None:
-    transport = cgt.GraphqlWsTransportAiohttp(url, cookies={"sessionid": session_id})
-    async with cgt.GraphqlWsClient(
-        transport, subprotocol="graphql-transport-ws", connection_params={"token": "let me in"}
-    ) as client:
-        result = await client.execute("query { serverName }")
-        print(result.data, result.errors)
-        query = 'subscription { onNewChatMessage(chatroom: "lobby") { sender text } }'
-        async with client.subscribe(query) as stream:
-            async for item in stream:  # until the server completes it
-                print(item.data)
 
 
 async def test_chat_consumer() -> None:

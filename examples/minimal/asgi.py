@@ -11,11 +11,9 @@ import django
 django.setup()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import path  # noqa: E402
 
 from examples.minimal.schema import MinimalConsumer  # noqa: E402
 
-# types-channels types django.urls.path() for Django views only, hence the ignore.
-websocket_routes = [path("graphql/", MinimalConsumer.as_asgi())]  # type: ignore[arg-type]
-
-application = ProtocolTypeRouter({"websocket": URLRouter(websocket_routes)})  # type: ignore[arg-type]
+application = ProtocolTypeRouter(
+    {"websocket": URLRouter([MinimalConsumer.as_route("graphql/")])},
+)

@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 
 from channels_graphql_typed import GraphqlWsClient, GraphqlWsTransportAiohttp
-from channels_graphql_typed.testing import GraphqlWsTransport as InProcessTransport
+from channels_graphql_typed.testing import GraphqlWsTransportCommunicator as InProcessTransport
 from tests.client.routing import application
 
 if TYPE_CHECKING:

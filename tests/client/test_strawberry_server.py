@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed.testing import GraphqlWsTransport
+from channels_graphql_typed.testing import GraphqlWsTransportCommunicator
 from tests.client.conftest import serve
 from tests.client.routing import strawberry_application
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 async def transport(request: pytest.FixtureRequest) -> AsyncIterator[cgt.GraphqlWsTransport]:
     """A transport to Strawberry's consumer at /graphql/, once per transport kind."""
     if request.param == "in-process":
-        yield GraphqlWsTransport(strawberry_application, "/graphql/")
+        yield GraphqlWsTransportCommunicator(strawberry_application, "/graphql/")
         return
     async with serve(strawberry_application) as server:
         yield cgt.GraphqlWsTransportAiohttp(server.url("/graphql/"))

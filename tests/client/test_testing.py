@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed.testing import GraphqlWsTransport, graphql_ws_client
+from channels_graphql_typed.testing import GraphqlWsTransportCommunicator, graphql_ws_client
 from tests.consumers import HookConsumer, SchemaConsumer
 
 schema_app = SchemaConsumer.as_asgi()
@@ -26,7 +26,7 @@ async def test_graphql_ws_client_yields_an_initialised_client(subprotocol: str) 
 
 async def test_leaving_the_client_disconnects_the_application(subprotocol: str) -> None:
     HookConsumer.disconnects.clear()
-    transport = GraphqlWsTransport(hooks_app, "/hooks/")
+    transport = GraphqlWsTransportCommunicator(hooks_app, "/hooks/")
     async with cgt.GraphqlWsClient(
         transport, subprotocol=subprotocol, connection_params={"token": "secret"}
     ):
@@ -38,7 +38,7 @@ async def test_leaving_the_client_disconnects_the_application(subprotocol: str) 
 
 async def test_a_cancelled_receive_loses_nothing_and_keeps_the_application() -> None:
     """receive_output(timeout) would have cancelled the application here."""
-    transport = GraphqlWsTransport(schema_app)
+    transport = GraphqlWsTransportCommunicator(schema_app)
     await transport.connect(cgt.GRAPHQL_TRANSPORT_WS)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(transport.receive(), 0.01)
@@ -53,14 +53,14 @@ async def test_a_cancelled_receive_loses_nothing_and_keeps_the_application() -> 
 
 
 async def test_the_preset_subprotocol_is_the_clients_default() -> None:
-    transport = GraphqlWsTransport(schema_app, subprotocol=cgt.GRAPHQL_WS)
+    transport = GraphqlWsTransportCommunicator(schema_app, subprotocol=cgt.GRAPHQL_WS)
     async with cgt.GraphqlWsClient(transport) as client:
         assert client.subprotocol == cgt.GRAPHQL_WS
         assert (await client.execute("{ hello }")).data == {"hello": "Hello, world!"}
 
 
 async def test_server_close_is_reported_then_the_application_disconnected() -> None:
-    transport = GraphqlWsTransport(schema_app)
+    transport = GraphqlWsTransportCommunicator(schema_app)
     await transport.connect(cgt.GRAPHQL_TRANSPORT_WS)
     await transport.send("not json")
     with pytest.raises(cgt.GraphqlWsConnectionClosed) as raised:
@@ -70,3 +70,10 @@ async def test_server_close_is_reported_then_the_application_disconnected() -> N
         await transport.send("{}")
     await transport.close()
     assert transport.communicator.future.done()
+
+
+def test_the_former_name_of_the_transport_still_imports() -> None:
+    from channels_graphql_typed import testing
+
+    assert testing.GraphqlWsTransport is GraphqlWsTransportCommunicator
+    assert GraphqlWsTransportCommunicator.__name__ != cgt.GraphqlWsTransport.__name__

@@ -56,7 +56,7 @@ class ChatServer:
 
     @property
     def origin(self) -> str:
-        """The Origin header a browser sends: AllowedHostsOriginValidator wants one."""
+        """The Origin header that a browser on the example's own pages sends."""
         return f"http://{HOST}:{self.port}"
 
     def url(self, path: str) -> str:

@@ -1,7 +1,7 @@
 """The chat example end to end: a real uvicorn process, WebSocket and HTTP clients.
 
-WebSocket clients are :class:`cgt.GraphqlWsClient` over aiohttp, sending the Origin
-header that a browser sends (the endpoint is behind ``AllowedHostsOriginValidator``);
+WebSocket clients are :class:`cgt.GraphqlWsClient` over aiohttp, most of them sending
+the Origin header that a browser sends (the consumer refuses foreign origins only);
 HTTP requests are plain JSON POSTs to the same ``/graphql/``.
 """
 
@@ -95,12 +95,12 @@ async def test_subscriber_gets_a_websocket_message_and_its_sender_does_not(
     async with (
         ws_client(chat_server) as alice,
         ws_client(chat_server) as bob,
-        alice.subscribe(SUBSCRIBE, {"chatroom": room}) as alice_stream,
-        bob.subscribe(SUBSCRIBE, {"chatroom": room}) as bob_stream,
+        alice.subscribe(SUBSCRIBE, {"chatroom": room}, confirm=True) as alice_stream,
+        bob.subscribe(SUBSCRIBE, {"chatroom": room}, confirm=True) as bob_stream,
     ):
-        # confirm_subscriptions: {"data": null} once registered; nothing is missed after.
-        assert await next_data(alice_stream) is None
-        assert await next_data(bob_stream) is None
+        # Confirmed once registered (asked per operation); nothing is missed after.
+        await alice_stream.wait_confirmed()
+        await bob_stream.wait_confirmed()
         await send(alice, room, "Hi Bob")
         assert await next_data(bob_stream) == message(room, "Hi Bob")
         await send(bob, room, "Hi Alice")
@@ -115,10 +115,10 @@ async def test_a_message_sent_over_http_reaches_websocket_subscribers(
     room = new_room()
     async with (
         ws_client(chat_server) as client,
-        client.subscribe(SUBSCRIBE, {"chatroom": room}) as stream,
+        client.subscribe(SUBSCRIBE, {"chatroom": room}, confirm=True) as stream,
         aiohttp.ClientSession() as session,
     ):
-        assert await next_data(stream) is None
+        await stream.wait_confirmed()
         data = await post(session, chat_server, SEND, {"chatroom": room, "text": "over HTTP"})
         assert data == {"sendChatMessage": {"ok": True}}
         assert await next_data(stream) == message(room, "over HTTP")
@@ -129,9 +129,9 @@ async def test_login_over_the_websocket_names_the_sender(chat_server: ChatServer
     async with (
         ws_client(chat_server) as listener,
         ws_client(chat_server) as demo,
-        listener.subscribe(SUBSCRIBE, {"chatroom": room}) as stream,
+        listener.subscribe(SUBSCRIBE, {"chatroom": room}, confirm=True) as stream,
     ):
-        assert await next_data(stream) is None
+        await stream.wait_confirmed()
         assert (await demo.execute(ME)).data == {"me": None}
         wrong = await demo.execute(LOGIN, {"username": "demo", "password": "wrong"})
         assert wrong.data == {"login": {"ok": False}}
@@ -160,10 +160,10 @@ async def test_login_over_http_sets_the_session_cookie_for_http_and_websocket(
         assert cookies, "the login set no session cookie"
         async with (
             ws_client(chat_server) as listener,
-            listener.subscribe(SUBSCRIBE, {"chatroom": room}) as stream,
+            listener.subscribe(SUBSCRIBE, {"chatroom": room}, confirm=True) as stream,
             ws_client(chat_server, cookies=cookies) as demo,
         ):
-            assert await next_data(stream) is None
+            await stream.wait_confirmed()
             assert (await demo.execute(ME)).data == {"me": {"username": "demo"}}
             await post(session, chat_server, SEND, {"chatroom": room, "text": "via HTTP"})
             assert await next_data(stream) == message(room, "via HTTP", "demo")
@@ -199,9 +199,9 @@ async def test_management_command_stores_and_broadcasts(chat_server: ChatServer)
     crosses_processes = bool(os.environ.get("REDIS_URL"))
     async with (
         ws_client(chat_server) as client,
-        client.subscribe(SUBSCRIBE, {"chatroom": room}) as stream,
+        client.subscribe(SUBSCRIBE, {"chatroom": room}, confirm=True) as stream,
     ):
-        assert await next_data(stream) is None
+        await stream.wait_confirmed()
         completed = chat_server.manage("send_chat_message", room, "From the command line")
         assert f"Sent to {room}" in completed.stdout
         history = await client.execute(HISTORY, {"chatroom": room})
@@ -212,13 +212,57 @@ async def test_management_command_stores_and_broadcasts(chat_server: ChatServer)
             assert await next_data(stream) == message(room, "From the command line", "system")
 
 
-async def test_websocket_from_another_site_is_refused(chat_server: ChatServer) -> None:
-    transport = cgt.GraphqlWsTransportAiohttp(
-        chat_server.ws_url, headers={"Origin": "http://attacker.example"}
-    )
-    with pytest.raises(cgt.GraphqlWsConnectionClosed, match="403"):
-        async with cgt.GraphqlWsClient(transport, timeout=TIMEOUT):
-            pass
+async def demo_session_cookies(
+    session: aiohttp.ClientSession, server: ChatServer
+) -> dict[str, str]:
+    """Log in as demo over HTTP; the session cookie that the login set."""
+    data = await post(session, server, LOGIN, {"username": "demo", "password": "demo"})
+    assert data == {"login": {"ok": True}}
+    cookies = {
+        cookie.key: cookie.value for cookie in session.cookie_jar if cookie.key == "sessionid"
+    }
+    assert cookies, "the login set no session cookie"
+    return cookies
+
+
+async def test_a_page_of_another_site_cannot_use_the_session_cookie(
+    chat_server: ChatServer,
+) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        cookies = await demo_session_cookies(session, chat_server)
+    for origin in ("http://attacker.example", "http://127.0.0.1.attacker.example", "null"):
+        transport = cgt.GraphqlWsTransportAiohttp(
+            chat_server.ws_url, headers={"Origin": origin}, cookies=cookies
+        )
+        with pytest.raises(cgt.GraphqlWsConnectionClosed, match="403"):
+            async with cgt.GraphqlWsClient(transport, timeout=TIMEOUT):
+                pass
+    assert '"WebSocket /graphql/" 403' in chat_server.output()
+
+
+async def test_the_sites_own_pages_are_accepted_with_the_session(chat_server: ChatServer) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        cookies = await demo_session_cookies(session, chat_server)
+    for origin in (chat_server.origin, f"http://localhost:{chat_server.port}"):
+        transport = cgt.GraphqlWsTransportAiohttp(
+            chat_server.ws_url, headers={"Origin": origin}, cookies=cookies
+        )
+        async with cgt.GraphqlWsClient(transport, timeout=TIMEOUT) as client:
+            assert (await client.execute(ME)).data == {"me": {"username": "demo"}}
+
+
+@pytest.mark.parametrize("subprotocol", [cgt.GRAPHQL_TRANSPORT_WS, cgt.GRAPHQL_WS])
+async def test_clients_that_send_no_origin_are_accepted(
+    chat_server: ChatServer, subprotocol: str
+) -> None:
+    room = new_room()
+    transport = cgt.GraphqlWsTransportAiohttp(chat_server.ws_url)
+    async with cgt.GraphqlWsClient(transport, subprotocol=subprotocol, timeout=TIMEOUT) as client:
+        await send(client, room, "no Origin")
+        history = await client.execute(HISTORY, {"chatroom": room})
+        assert history.data == {
+            "history": [{"chatroom": room, "text": "no Origin", "sender": "Anonymous"}]
+        }
 
 
 @pytest.mark.parametrize(

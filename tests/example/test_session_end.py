@@ -61,10 +61,10 @@ async def test_a_socket_stops_acting_as_its_user_when_the_login_ends_elsewhere(
     room = new_room()
     async with (
         ws_client(chat_server) as listener,
-        listener.subscribe(SUBSCRIBE, {"chatroom": room}) as stream,
+        listener.subscribe(SUBSCRIBE, {"chatroom": room}, confirm=True) as stream,
         ws_client(chat_server, subprotocol) as client,
     ):
-        assert await next_data(stream) is None  # registered
+        await stream.wait_confirmed()  # registered
         assert await login(client, username, password) == {"login": {"ok": True}}
         assert (await client.execute(ME)).data == {"me": {"username": username}}
         await client.execute(SEND, {"chatroom": room, "text": "as the user"})

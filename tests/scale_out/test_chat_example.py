@@ -85,7 +85,7 @@ def chat_servers(
 
 @contextlib.asynccontextmanager
 async def chat_client(server: ServerProcess) -> AsyncIterator[cgt.GraphqlWsClient]:
-    # The endpoint is behind AllowedHostsOriginValidator: send a browser's Origin.
+    # A browser's Origin, as the chat page's own: the consumer accepts it.
     transport = cgt.GraphqlWsTransportAiohttp(
         server.ws_url, headers={"Origin": f"http://{HOST}:{server.port}"}
     )
@@ -110,9 +110,9 @@ async def test_management_command_reaches_both_servers_once_in_order(
             for _ in range(2):
                 client = await stack.enter_async_context(chat_client(server))
                 stream = await stack.enter_async_context(
-                    client.subscribe(SUBSCRIBE, {"chatroom": room})
+                    client.subscribe(SUBSCRIBE, {"chatroom": room}, confirm=True)
                 )
-                assert await next_text(stream) is None  # confirmed: in all its groups
+                await stream.wait_confirmed()  # confirmed: in all its groups
                 streams.append(stream)
         for text in ("first", "second"):
             completed = run_manage(environment, "send_chat_message", room, text)

@@ -55,3 +55,11 @@ async def broadcast_wrong_payload() -> None:
 
 def broadcast_sync_wrong_payload() -> None:
     OnMessage.broadcast_sync(payload=42)  # error: arg-type
+
+
+class ReturnsOneGroupName(cgt.Subscription[ChatEvent]):
+    text: str
+
+    @classmethod
+    async def subscribe(cls, info: cgt.Info, chatroom: str) -> str:  # error: override
+        return chatroom  # a str is a Sequence[str]: one group per character

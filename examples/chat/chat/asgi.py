@@ -1,7 +1,7 @@
 """The ASGI application: HTTP to Django, WebSocket ``/graphql/`` to :class:`ChatConsumer`.
 
-``python -m uvicorn --app-dir examples/chat chat.asgi:application`` or
-``python examples/chat/manage.py runserver`` (Daphne's) serve it.
+``.venv/bin/python -m uvicorn --app-dir examples/chat chat.asgi:application`` or
+``.venv/bin/python examples/chat/manage.py runserver`` (Daphne's) serve it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ django_application = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.urls import path  # noqa: E402
 
 from .schema import ChatConsumer  # noqa: E402
 
@@ -40,19 +38,15 @@ async def lifespan(
             return
 
 
-# types-channels types django.urls.path() for Django views only, hence the ignores.
-websocket_routes = [path("graphql/", ChatConsumer.as_asgi())]  # type: ignore[arg-type]
+websocket_routes = [ChatConsumer.as_route("graphql/")]
 
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        # The session cookie identifies the user; browsers' connections from other
-        # sites (an Origin not in ALLOWED_HOSTS) are refused.
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(
-                URLRouter(websocket_routes)  # type: ignore[arg-type]
-            )
-        ),
+        # The session cookie identifies the user. ChatConsumer refuses the pages of
+        # other sites (an Origin not in ALLOWED_HOSTS) and accepts clients that send no
+        # Origin: they are not browsers, so they carry no victim's cookies.
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_routes)),
         "lifespan": lifespan,
     }
 )

@@ -7,10 +7,14 @@ HTTP by Strawberry's Django view (:mod:`chat.views`)::
     }
     type Mutation {
       sendChatMessage(chatroom: String!, text: String!): SendChatMessageResult!
+      editChatMessage(id: ID!, text: String!): ChangeChatMessageResult!
+      deleteChatMessage(id: ID!): ChangeChatMessageResult!
       login(username: String!, password: String!): LoginResult!
+      logout: LogoutResult!
     }
     type Subscription {
       onNewChatMessage(chatroom: String!): OnNewChatMessage!
+      onChatMessageChanged(actions: [ModelAction!], id: ID): OnChatMessageChanged!
     }
 
 The resolvers are async and use Django's async ORM API. Over the WebSocket the library
@@ -27,8 +31,10 @@ from typing import TYPE_CHECKING, Any, Final, Self, cast
 
 import strawberry
 from channels.auth import login as channels_login
+from channels.auth import logout as channels_logout
 from channels.db import database_sync_to_async
-from django.contrib.auth import alogin
+from django.contrib.auth import alogin, alogout
+from django.contrib.auth.models import AnonymousUser
 from graphql import GraphQLError
 
 import channels_graphql_typed as cgt
@@ -36,6 +42,7 @@ import channels_graphql_typed as cgt
 from .authentication import authenticate_limited, end_login_if_session_ended
 from .login_attempts import TooManyLoginAttempts
 from .models import ChatMessage
+from .subscriptions import OnChatMessageChanged
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -90,6 +97,8 @@ def sender_name(user: Any) -> str:
 class ChatEvent:
     """What a broadcast carries across the channel layer."""
 
+    id: int
+    """The stored message's primary key."""
     chatroom: str
     text: str
     sender: str
@@ -100,6 +109,7 @@ class ChatEvent:
 class OnNewChatMessage(cgt.Subscription[ChatEvent]):
     """A new message in the chatroom; the connection that sent it is not notified."""
 
+    id: strawberry.ID
     chatroom: str
     text: str
     sender: str
@@ -112,18 +122,24 @@ class OnNewChatMessage(cgt.Subscription[ChatEvent]):
     async def publish(cls, payload: ChatEvent, info: cgt.Info, chatroom: str) -> Self | cgt.Skip:
         if payload.sender_channel == info.context.channel_name:
             return cgt.SKIP  # the sender shows its own message already
-        return cls(chatroom=payload.chatroom, text=payload.text, sender=payload.sender)
+        return cls(
+            id=strawberry.ID(str(payload.id)),
+            chatroom=payload.chatroom,
+            text=payload.text,
+            sender=payload.sender,
+        )
 
 
 def store_and_broadcast_sync(chatroom: str, text: str, sender: str) -> None:
     """Store a message and notify the chatroom's subscribers, from sync code."""
-    ChatMessage.objects.create(chatroom=chatroom, text=text, sender=sender)
-    event = ChatEvent(chatroom=chatroom, text=text, sender=sender, sender_channel=NO_CHANNEL)
+    row = ChatMessage.objects.create(chatroom=chatroom, text=text, sender=sender)
+    event = ChatEvent(row.pk, chatroom, text, sender, sender_channel=NO_CHANNEL)
     OnNewChatMessage.broadcast_sync(payload=event, group=chatroom)
 
 
 @strawberry.type(description="A stored chat message.")
 class Message:
+    id: strawberry.ID
     chatroom: str
     text: str
     sender: str
@@ -136,6 +152,22 @@ class User:
 
 @strawberry.type(description="ok is true when the message was stored and broadcast.")
 class SendChatMessageResult:
+    ok: bool
+    id: strawberry.ID | None = strawberry.field(
+        default=None, description="The stored message's id (null when ok is false)."
+    )
+
+
+@strawberry.type(
+    description="ok is true when the message was changed: it exists, and the logged-in "
+    "user sent it."
+)
+class ChangeChatMessageResult:
+    ok: bool
+
+
+@strawberry.type(description="ok is true: the connection (or the HTTP session) is anonymous.")
+class LogoutResult:
     ok: bool
 
 
@@ -151,7 +183,15 @@ class Query:
         newest_first = ChatMessage.objects.filter(chatroom=chatroom).order_by("-id")
         rows = [row async for row in newest_first[:HISTORY_LENGTH]]
         rows.reverse()
-        return [Message(chatroom=row.chatroom, text=row.text, sender=row.sender) for row in rows]
+        return [
+            Message(
+                id=strawberry.ID(str(row.pk)),
+                chatroom=row.chatroom,
+                text=row.text,
+                sender=row.sender,
+            )
+            for row in rows
+        ]
 
     @strawberry.field
     async def me(self, info: ChatInfo) -> User | None:
@@ -172,12 +212,35 @@ class Mutation:
         if not text.strip() or len(text) > MAX_TEXT_LENGTH:
             return SendChatMessageResult(ok=False)
         sender = sender_name(info.context.user)
-        await ChatMessage.objects.acreate(chatroom=chatroom, text=text, sender=sender)
-        event = ChatEvent(
-            chatroom=chatroom, text=text, sender=sender, sender_channel=info.context.channel_name
-        )
+        row = await ChatMessage.objects.acreate(chatroom=chatroom, text=text, sender=sender)
+        event = ChatEvent(row.pk, chatroom, text, sender, info.context.channel_name)
         await OnNewChatMessage.broadcast(payload=event, group=chatroom)
-        return SendChatMessageResult(ok=True)
+        return SendChatMessageResult(ok=True, id=strawberry.ID(str(row.pk)))
+
+    @strawberry.mutation  # a message of the logged-in user only
+    async def edit_chat_message(
+        self, info: ChatInfo, id: strawberry.ID, text: str
+    ) -> ChangeChatMessageResult:
+        if not text.strip() or len(text) > MAX_TEXT_LENGTH:
+            return ChangeChatMessageResult(ok=False)
+        row = await own_message(info, id)
+        if row is None:
+            return ChangeChatMessageResult(ok=False)
+        row.text = text
+        # post_save: OnChatMessageChanged notifies its subscribers (UPDATED).
+        await row.asave(update_fields=["text"])
+        return ChangeChatMessageResult(ok=True)
+
+    @strawberry.mutation  # a message of the logged-in user only
+    async def delete_chat_message(
+        self, info: ChatInfo, id: strawberry.ID
+    ) -> ChangeChatMessageResult:
+        row = await own_message(info, id)
+        if row is None:
+            return ChangeChatMessageResult(ok=False)
+        # post_delete: OnChatMessageChanged notifies its subscribers (DELETED).
+        await row.adelete()
+        return ChangeChatMessageResult(ok=True)
 
     @strawberry.mutation
     async def login(self, info: ChatInfo, username: str, password: str) -> LoginResult:
@@ -207,10 +270,31 @@ class Mutation:
         logger.info("%s logged in", user.get_username())
         return LoginResult(ok=True)
 
+    @strawberry.mutation
+    async def logout(self, info: ChatInfo) -> LogoutResult:
+        context = info.context
+        if context.request is not None:
+            await alogout(context.request)
+            context.scope = {**context.scope, "user": AnonymousUser()}
+        else:
+            # Channels' logout flushes the connection's session (every socket and page
+            # that shares it is logged out too) and makes scope["user"] anonymous.
+            await channels_logout(cast("Any", context.scope))
+        return LogoutResult(ok=True)
+
+
+async def own_message(info: ChatInfo, id: strawberry.ID) -> ChatMessage | None:
+    """The message ``id`` if the logged-in user sent it, else None."""
+    user = info.context.user
+    if user is None or not user.is_authenticated or not id.isdigit():
+        return None
+    return await ChatMessage.objects.filter(pk=int(id), sender=user.get_username()).afirst()
+
 
 @strawberry.type
 class Subscription:
     on_new_chat_message = OnNewChatMessage.field()
+    on_chat_message_changed = OnChatMessageChanged.field()
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
@@ -221,9 +305,10 @@ class ChatConsumer(cgt.GraphqlWsConsumer):
 
     schema = schema
     context_class = ChatContext
-    # A subscription's first result is {"data": null} once it is registered: a client
-    # that waits for it misses no message sent afterwards.
-    confirm_subscriptions = True
+    # No consumer-wide confirmation: standard clients would take its {"data": null} for a
+    # message. A client that wants to know when its subscription is registered asks in
+    # the operation's extensions (cgt.CONFIRM_SUBSCRIPTION_EXTENSION), as the chat page
+    # does.
     send_ping_every = 20
 
     async def on_operation(self, id: str, payload: cgt.OperationPayload) -> None:

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "channels",
+    "channels_graphql_typed",  # imports chat.subscriptions at startup, in every process
     "chat",
 ]
 MIDDLEWARE = [

@@ -1,21 +1,35 @@
-// The chat page: pick a room, read its history, send, see new messages live, log in.
+// The chat page: pick a room, read its history, send, see new messages live, edit and
+// delete your own messages (everyone sees the changes live), log in and out.
 // Everything goes over one WebSocket to /graphql/ (graphql-transport-ws).
 
 import { GraphqlTransportWsClient } from "./graphql-transport-ws.js";
 
 const HISTORY = `query History($chatroom: String!) {
-  history(chatroom: $chatroom) { chatroom text sender }
+  history(chatroom: $chatroom) { id chatroom text sender }
 }`;
 const ME = "query Me { me { username } }";
 const SEND = `mutation Send($chatroom: String!, $text: String!) {
-  sendChatMessage(chatroom: $chatroom, text: $text) { ok }
+  sendChatMessage(chatroom: $chatroom, text: $text) { ok id }
 }`;
+const EDIT = `mutation Edit($id: ID!, $text: String!) {
+  editChatMessage(id: $id, text: $text) { ok }
+}`;
+const DELETE = `mutation Delete($id: ID!) { deleteChatMessage(id: $id) { ok } }`;
+const LOGOUT = "mutation Logout { logout { ok } }";
 const LOGIN = `mutation Login($username: String!, $password: String!) {
   login(username: $username, password: $password) { ok }
 }`;
 const ON_NEW_MESSAGE = `subscription OnNewChatMessage($chatroom: String!) {
-  onNewChatMessage(chatroom: $chatroom) { chatroom text sender }
+  onNewChatMessage(chatroom: $chatroom) { id chatroom text sender }
 }`;
+// The model subscription: edits and deletions in every room (this page keeps its room's).
+const ON_CHANGE = `subscription OnChange {
+  onChatMessageChanged(actions: [UPDATED, DELETED]) { action node { id chatroom text sender } }
+}`;
+
+// Asks the server to confirm this one subscription once it is registered: its first
+// result is then {"data": null}. Other clients of the same server get no such result.
+const CONFIRM = { "channels_graphql_typed.confirm": true };
 
 const element = (id) => document.getElementById(id);
 const messages = element("messages");
@@ -55,24 +69,83 @@ async function refreshMe() {
   }
   element("me").textContent = username ?? "Anonymous";
   element("login-form").hidden = username !== null;
+  element("logout").hidden = username === null;
+  for (const item of messages.children) showControls(item);
 }
 
-function messageKey(message) {
-  return JSON.stringify([message.sender, message.text]);
+// Edit and Delete are shown on the messages of the logged-in user (the server checks).
+function showControls(item) {
+  item.querySelector(".controls").hidden =
+    username === null || item.querySelector(".sender").textContent !== username;
+}
+
+function controlButton(label, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = label.toLowerCase();
+  button.textContent = label;
+  button.addEventListener("click", onClick);
+  return button;
 }
 
 function appendMessage(message, own = false) {
   const item = document.createElement("li");
   item.className = own ? "message own" : "message";
+  item.dataset.id = message.id;
   const sender = document.createElement("span");
   sender.className = "sender";
   sender.textContent = message.sender;
   const text = document.createElement("span");
   text.className = "text";
   text.textContent = message.text;
-  item.append(sender, text);
+  const controls = document.createElement("span");
+  controls.className = "controls";
+  controls.append(
+    controlButton("Edit", () => editMessage(item)),
+    controlButton("Delete", () => deleteMessage(item)),
+  );
+  item.append(sender, text, controls);
+  showControls(item);
   messages.append(item);
   messages.scrollTop = messages.scrollHeight;
+}
+
+function messageItem(id) {
+  return messages.querySelector(`.message[data-id="${CSS.escape(String(id))}"]`);
+}
+
+async function editMessage(item) {
+  const current = item.querySelector(".text").textContent;
+  const text = prompt("Edit your message", current)?.trim();
+  if (!text || text === current) return;
+  showError(null);
+  try {
+    const data = await client.request(EDIT, { id: item.dataset.id, text });
+    if (!data.editChatMessage.ok) throw new Error("The server refused the change");
+    item.querySelector(".text").textContent = text; // the notification says so too
+  } catch (error) {
+    showError(error);
+  }
+}
+
+async function deleteMessage(item) {
+  showError(null);
+  try {
+    const data = await client.request(DELETE, { id: item.dataset.id });
+    if (!data.deleteChatMessage.ok) throw new Error("The server refused to delete it");
+    item.remove();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function messageChanged(change) {
+  const { action, node } = change;
+  if (node.chatroom !== room) return;
+  const item = messageItem(node.id);
+  if (!item) return;
+  if (action === "DELETED") item.remove();
+  else item.querySelector(".text").textContent = node.text;
 }
 
 function joinRoom(name) {
@@ -93,11 +166,9 @@ function joinRoom(name) {
       messages.replaceChildren();
       for (const message of data.history) appendMessage(message);
       // A message sent while the history was read may be in both: show it once.
-      const tail = data.history.slice(-buffered.length || data.history.length).map(messageKey);
+      const shown = new Set(data.history.map((message) => message.id));
       for (const message of buffered) {
-        const index = tail.indexOf(messageKey(message));
-        if (index >= 0) tail.splice(index, 1);
-        else appendMessage(message);
+        if (!shown.has(message.id)) appendMessage(message);
       }
       messages.dataset.state = "ready";
     } catch (error) {
@@ -124,7 +195,7 @@ function joinRoom(name) {
     },
     error: showError,
     complete() {},
-  });
+  }, CONFIRM);
 }
 
 element("room-form").addEventListener("submit", (event) => {
@@ -149,7 +220,8 @@ element("send-form").addEventListener("submit", async (event) => {
     if (!data.sendChatMessage.ok) throw new Error("The server refused the message");
     input.value = "";
     // The server does not notify the sending connection: show the message here.
-    appendMessage({ chatroom: room, text, sender: username ?? "Anonymous" }, true);
+    const sent = { id: data.sendChatMessage.id, chatroom: room, text };
+    appendMessage({ ...sent, sender: username ?? "Anonymous" }, true);
   } catch (error) {
     showError(error);
   }
@@ -169,6 +241,26 @@ element("login-form").addEventListener("submit", async (event) => {
   } catch (error) {
     showError(error);
   }
+});
+
+element("logout").addEventListener("click", async () => {
+  showError(null);
+  try {
+    await client.request(LOGOUT, {});
+  } catch (error) {
+    showError(error);
+  }
+  await refreshMe();
+});
+
+// Once for the page: the client subscribes again after a reconnection.
+client.subscribe(ON_CHANGE, {}, {
+  next(payload) {
+    if (payload.errors) showError(payload.errors[0]);
+    else messageChanged(payload.data.onChatMessageChanged);
+  },
+  error: showError,
+  complete() {},
 });
 
 joinRoom(decodeURIComponent(location.hash.slice(1)) || "lobby");

@@ -5,9 +5,9 @@
 
 const DEFAULT_QUERY = `# The chat's GraphiQL: run an operation with the ▶ button.
 # Queries and mutations go over HTTP, subscriptions over
-# the WebSocket. A subscription's first result is
-# {"data": null}: it is registered. Send from another tab
-# (or the chat page at /) to see messages arrive.
+# the WebSocket. A subscription shows nothing until a
+# message comes: send from another tab (or the chat page
+# at /) to see messages arrive.
 
 query History {
   history(chatroom: "lobby") { chatroom text sender }

@@ -104,10 +104,11 @@ export class GraphqlTransportWsClient {
 
   /**
    * Start a subscription; `sink.next` gets every result payload ({data, errors}).
+   * `extensions` go with the operation (the server's confirmation is asked for there).
    * @returns {() => void} a function that stops the subscription
    */
-  subscribe(query, variables, sink) {
-    const id = this.add({ query, variables }, sink, false);
+  subscribe(query, variables, sink, extensions = undefined) {
+    const id = this.add({ query, variables, extensions }, sink, false);
     return () => {
       const operation = this.operations.get(id);
       this.operations.delete(id);

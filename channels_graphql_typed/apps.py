@@ -1,0 +1,30 @@
+"""The Django app: ``"channels_graphql_typed"`` in ``INSTALLED_APPS``.
+
+At ``ready()`` it imports the ``subscriptions`` module of every installed app that has
+one (as Django's admin imports ``admin`` modules), so that the model subscriptions
+declared there connect their signal receivers in every process -- a server, a shell, a
+management command, a worker -- and registers the system check of
+:mod:`channels_graphql_typed.checks`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from django.apps import AppConfig
+from django.core import checks
+from django.utils.module_loading import autodiscover_modules
+
+from .checks import check_model_subscriptions
+
+SUBSCRIPTIONS_MODULE: Final = "subscriptions"
+"""The module of each installed app that is imported at startup."""
+
+
+class ChannelsGraphqlTypedConfig(AppConfig):
+    name = "channels_graphql_typed"
+    verbose_name = "GraphQL over WebSocket"
+
+    def ready(self) -> None:
+        autodiscover_modules(SUBSCRIPTIONS_MODULE)
+        checks.register(check_model_subscriptions)
