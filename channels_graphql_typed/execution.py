@@ -68,7 +68,7 @@ from strawberry.types.execution import ExecutionContext as StrawberryExecutionCo
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from .exceptions import OperationRejected
-from .operation import PublishFailure
+from .operation import ALREADY_REPORTED, PublishFailure
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Collection, Sequence
@@ -1408,7 +1408,14 @@ class OperationRun:
     def _process_errors(self, errors: list[GraphQLError]) -> None:
         # An OperationRejected is an answer the application chose, not a failure: the
         # schema's error processing (Strawberry logs every error) does not see it.
-        errors = [e for e in errors if not isinstance(e.original_error, OperationRejected)]
+        # A failure equal to one reported moments ago (the same publish failing for each
+        # subscriber of a broadcast) is counted, not reported again.
+        errors = [
+            e
+            for e in errors
+            if not isinstance(e.original_error, OperationRejected)
+            and not getattr(e.original_error, ALREADY_REPORTED, False)
+        ]
         if not errors:
             return
         try:

@@ -13,8 +13,11 @@ notification and the subscription goes on.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import dataclasses
+import logging
 from typing import Final
 
 INTERNAL_ERROR_MESSAGE: Final = "Internal server error"
@@ -24,6 +27,9 @@ exception is logged, with its traceback, once)."""
 DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION: Final = 100
 """Most groups one subscription's ``subscribe`` may return (besides its class's default
 group): each costs a round trip to the channel layer and a membership there."""
+
+
+logger = logging.getLogger("channels_graphql_typed")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,6 +43,57 @@ class OperationSettings:
 current_operation: contextvars.ContextVar[OperationSettings | None] = contextvars.ContextVar(
     "channels_graphql_typed_current_operation", default=None
 )
+
+
+PUBLISH_FAILURE_WINDOW: Final = 10.0
+"""Seconds during which the same failure of one class's ``publish`` is reported once."""
+
+ALREADY_REPORTED: Final = "__cgt_already_reported__"
+"""Set on an exception whose equal was reported moments ago: error processing skips it."""
+
+
+class PublishFailureLog:
+    """Reports the same failure of a class's ``publish`` once, not once per subscriber.
+
+    A broadcast to a thousand subscribers whose ``publish`` fails the same way would
+    otherwise log a thousand tracebacks. The first failure (class, exception type and
+    text) goes through error processing as usual; equal ones in the next
+    :data:`PUBLISH_FAILURE_WINDOW` seconds are marked :data:`ALREADY_REPORTED` (each
+    subscriber still gets its error) and counted, and the count is logged once the
+    window closes.
+    """
+
+    def __init__(self, window: float = PUBLISH_FAILURE_WINDOW) -> None:
+        self._window = window
+        self._counts: dict[tuple[str, type[BaseException], str], int] = {}
+
+    def failed(self, class_name: str, error: Exception) -> None:
+        key = (class_name, type(error), str(error)[:200])
+        if key in self._counts:
+            self._counts[key] += 1
+            with contextlib.suppress(AttributeError):
+                setattr(error, ALREADY_REPORTED, True)
+            return
+        self._counts[key] = 0
+        try:
+            asyncio.get_running_loop().call_later(self._window, self._close, key)
+        except RuntimeError:
+            del self._counts[key]  # no loop: nothing to group with
+
+    def _close(self, key: tuple[str, type[BaseException], str]) -> None:
+        more = self._counts.pop(key, 0)
+        if more:
+            logger.error(
+                "%s.publish raised %s again for %d more notification(s) in %g s "
+                "(reported once above)",
+                key[0],
+                key[1].__name__,
+                more,
+                self._window,
+            )
+
+
+publish_failures = PublishFailureLog()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ from .operation import (
     INTERNAL_ERROR_MESSAGE,
     PublishFailure,
     current_operation,
+    publish_failures,
 )
 from .serialization import copy_payload, register_annotation, serialize_payload
 
@@ -501,17 +502,19 @@ class SubscriptionStream(Generic[PayloadT]):
             try:
                 value = await self._cls.publish(payload, self._info, **self._arguments)
             except Exception as exc:
-                # Logged once, where the notification's result is formatted.
+                # Reported once where the notification's result is made, and once for
+                # all subscribers that fail the same way at about the same time.
+                publish_failures.failed(self._cls.__qualname__, exc)
                 return PublishFailure(exc)
             if value is SKIP:
                 continue
             if not isinstance(value, self._cls):
-                return PublishFailure(
-                    TypeError(
-                        f"{self._cls.__qualname__}.publish returned {type(value).__name__}; "
-                        f"expected {self._cls.__qualname__} or SKIP"
-                    )
+                error = TypeError(
+                    f"{self._cls.__qualname__}.publish returned {type(value).__name__}; "
+                    f"expected {self._cls.__qualname__} or SKIP"
                 )
+                publish_failures.failed(self._cls.__qualname__, error)
+                return PublishFailure(error)
             return value
         raise StopAsyncIteration
 
