@@ -35,7 +35,7 @@ import json
 import logging
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import graphql
 from graphql import (
@@ -738,6 +738,27 @@ class _ResultBudget:
         self.exceeded = False
 
 
+class ResolveInfo(NamedTuple):
+    """The resolve info of a field: graphql-core's fields, with the coerced variables as
+    a plain dict, plus the request's extensions, as Strawberry builds it."""
+
+    field_name: str
+    field_nodes: list[FieldNode]
+    return_type: Any
+    parent_type: GraphQLObjectType
+    path: Any
+    schema: GraphQLSchema
+    fragments: Any
+    root_value: Any
+    operation: OperationDefinitionNode
+    variable_values: dict[str, Any]
+    context: Any
+    is_awaitable: Callable[[Any], bool]
+    abort_signal: Any
+    async_helpers: Any
+    operation_extensions: dict[str, Any] | None
+
+
 class LimitedExecutor(ExecutorThrowingOnIncremental):
     """graphql-core's executor, with the result's size bounded while it is built.
 
@@ -750,10 +771,44 @@ class LimitedExecutor(ExecutorThrowingOnIncremental):
     million rows costs one check, not a million nulls.
     """
 
-    def __init__(self, *args: Any, max_result_size: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        max_result_size: int | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.max_result_size = max_result_size
+        self.operation_extensions = operation_extensions
         self.result_budget = _ResultBudget()
+
+    def build_resolve_info(
+        self,
+        field_def: graphql.GraphQLField,
+        field_nodes: list[FieldNode],
+        parent_type: GraphQLObjectType,
+        path: Any,
+    ) -> Any:
+        # What Strawberry's own executor gives resolvers: the coerced variables as a
+        # plain dict, and the request's extensions (``info.operation_extensions``).
+        return ResolveInfo(
+            field_nodes[0].name.value,
+            field_nodes,
+            field_def.type,
+            parent_type,
+            path,
+            self.schema,
+            self.fragment_definitions,
+            self.root_value,
+            self.operation,
+            self.variable_values.coerced,
+            self.context_value,
+            self.is_awaitable,
+            self.abort_signal,
+            self.async_helpers,
+            self.operation_extensions,
+        )
 
     def too_large(self) -> ExecutionResult | None:
         """The error result that replaces a result which outgrew the limit, or None."""
@@ -1018,8 +1073,9 @@ class GraphqlExecutor:
         context: Any,
         root_value: Any,
         middleware: ExecutionMiddleware,
+        operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        executor = self._build(operation, context, root_value, middleware)
+        executor = self._build(operation, context, root_value, middleware, operation_extensions)
         if isinstance(executor, list):
             return ExecutionResult(None, errors=executor)
         result = executor.execute_operation()
@@ -1033,8 +1089,9 @@ class GraphqlExecutor:
         context: Any,
         root_value: Any,
         middleware: ExecutionMiddleware,
+        operation_extensions: dict[str, Any] | None = None,
     ) -> tuple[LimitedExecutor, AsyncIterable[Any]] | ExecutionResult:
-        executor = self._build(operation, context, root_value, middleware)
+        executor = self._build(operation, context, root_value, middleware, operation_extensions)
         if isinstance(executor, list):
             return ExecutionResult(None, errors=executor)
         source = create_source_event_stream(executor)
@@ -1050,6 +1107,7 @@ class GraphqlExecutor:
         context: Any,
         root_value: Any,
         middleware: ExecutionMiddleware,
+        operation_extensions: dict[str, Any] | None = None,
     ) -> LimitedExecutor | list[GraphQLError]:
         executor = LimitedExecutor.build(
             self.schema,
@@ -1060,6 +1118,7 @@ class GraphqlExecutor:
             operation.operation_name,
             middleware=middleware,
             max_result_size=self.max_result_size,
+            operation_extensions=operation_extensions,
         )
         return cast("LimitedExecutor | list[GraphQLError]", executor)
 
@@ -1294,6 +1353,7 @@ class OperationRun:
         # The request's extensions were for starting it (a persisted query's hash, say);
         # a subscription does not keep the client's whatever-it-sent for its lifetime.
         self.execution_context.operation_extensions = None
+        executor.operation_extensions = None
         return SubscriptionResults(
             executor,
             source,
@@ -1368,7 +1428,11 @@ class OperationRun:
         if context.result is not None:  # an on_execute hook answered (a result cache)
             return cast("ExecutionResult", context.result)
         result = await self._executor._execute_graphql(
-            prepared, context.context, context.root_value, self._middleware
+            prepared,
+            context.context,
+            context.root_value,
+            self._middleware,
+            context.operation_extensions,
         )
         context.result = result
         return result
@@ -1378,7 +1442,11 @@ class OperationRun:
     ) -> tuple[LimitedExecutor, AsyncIterable[Any]] | ExecutionResult:
         context = self.execution_context
         return await self._executor._open_source(
-            prepared, context.context, context.root_value, self._middleware
+            prepared,
+            context.context,
+            context.root_value,
+            self._middleware,
+            context.operation_extensions,
         )
 
     async def _refuse(self, errors: Sequence[GraphQLError]) -> list[FormattedError]:

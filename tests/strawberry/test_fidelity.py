@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import AsyncGenerator, Iterator  # noqa: TC003 (Strawberry reads them)
 from typing import Any, Self
 
@@ -66,6 +67,11 @@ class Query:
     @strawberry.field
     def node(self) -> Node:
         return Node(name="n")
+
+    @strawberry.field
+    def request(self, info: strawberry.Info, n: int = 0) -> str:
+        seen = {"variables": info.variable_values, "extensions": info.input_extensions}
+        return json.dumps(seen, sort_keys=True)
 
 
 @strawberry.type
@@ -447,3 +453,20 @@ def test_validation_of_extension_rules_is_cached_when_they_capture_plain_values(
     calls: list[Any] = []
     with_callback = QueryDepthLimiter(max_depth=2, callback=calls.append).validation_rules
     assert rules_key(tuple(with_callback)) is None
+
+
+async def test_resolvers_see_the_request_as_in_strawberry(subprotocol: str) -> None:
+    consumer = consumer_for("none")
+    query = "query Q($n: Int!) { request(n: $n) }"
+    variables = {"n": 3, "unused": "x"}
+    extensions = {"trace": "abc"}
+    expected = await consumer.schema.execute(
+        query, variable_values=variables, context_value=context(), operation_extensions=extensions
+    )
+    session = await WsSession.open(consumer.as_asgi(), subprotocol)
+    payload = {"query": query, "variables": variables, "extensions": extensions}
+    await session.send({"type": session.start_type, "id": "r", "payload": payload})
+    assert await session.result("r") == {"data": expected.data}
+    assert expected.data is not None
+    assert json.loads(expected.data["request"])["extensions"] == extensions
+    await session.close()
