@@ -495,14 +495,17 @@ class RecordingOrderedConsumer(OrderedConsumer):
 async def test_strict_ordering_forgets_operations_completed_while_waiting() -> None:
     session = await WsSession.open(RecordingOrderedConsumer.as_asgi(), GRAPHQL_TRANSPORT_WS)
     consumer = CONSUMERS[-1]
-    await session.start("head", "{ asyncSleep(seconds: 1) }")
+    # Long enough for the frames below to be handled first, even on a loaded machine.
+    await session.start("head", "{ asyncSleep(seconds: 3) }")
     for index in range(500):
         await session.start(str(index), "{ hello }")
         await session.stop(str(index))
-    assert await session.nothing(0.1)
+    # Frames are handled in order: the pong says every stop above has been handled.
+    await session.send({"type": "ping"})
+    assert await session.receive() == {"type": "pong"}
     # Completed while waiting: gone at once, not kept until the head operation ends.
     assert len(consumer._waiting_operations) == 0
-    assert await session.result("head") == {"data": {"asyncSleep": 1.0}}
+    assert await session.result("head", timeout=10) == {"data": {"asyncSleep": 3.0}}
     await session.completed("head")
     assert await session.nothing()
     await session.close()
