@@ -40,17 +40,43 @@ if TYPE_CHECKING:
 
 
 class CloseCode(enum.IntEnum):
-    """WebSocket close codes used by both protocols (graphql-transport-ws PROTOCOL.md)."""
+    """Every WebSocket close code this package sends, reports or expects.
+
+    The 1xxx codes are RFC 6455's (section 7.4.1); the 4xxx codes are those of
+    graphql-transport-ws (PROTOCOL.md, and the graphql-ws npm library's ``CloseCode``),
+    which the legacy protocol's servers use too.
+    """
 
     NORMAL = 1000
-    INTERNAL_ERROR = 4500
+    """The purpose of the connection is fulfilled (also: ``connection_terminate``)."""
+    GOING_AWAY = 1001
+    """An endpoint leaves: a server going down, a browser leaving the page."""
+    ABNORMAL_CLOSURE = 1006
+    """Never sent: reported for a connection that ended without a close frame (it could
+    not open, its handshake was refused, it was dropped), as browsers report it."""
+    UNEXPECTED_CONDITION = 1011
+    """RFC 6455's "internal error": the server met a condition it did not expect (the
+    testing transport reports an application that raised with it)."""
+    SERVICE_RESTART = 1012
+    """The server is restarting (uvicorn closes its sockets with it on shutdown)."""
+    BAD_RESPONSE = 4004
+    """The client got a message it cannot accept from the server."""
     BAD_REQUEST = 4400
+    """The server got a message it cannot accept from the client."""
     UNAUTHORIZED = 4401
+    """An operation before the connection was acknowledged."""
     FORBIDDEN = 4403
+    """``on_connect`` refused the connection."""
     SUBPROTOCOL_NOT_ACCEPTABLE = 4406
+    """The client offered no subprotocol that the server speaks."""
     CONNECTION_INITIALISATION_TIMEOUT = 4408
+    """No ``connection_init`` in time."""
     SUBSCRIBER_ALREADY_EXISTS = 4409
+    """An operation id that is in use."""
     TOO_MANY_INITIALISATION_REQUESTS = 4429
+    """A second ``connection_init``."""
+    INTERNAL_ERROR = 4500
+    """The server failed (graphql-ws' ``InternalServerError``)."""
 
 
 class ConnectionState(enum.Enum):
@@ -123,12 +149,25 @@ MAX_CLOSE_REASON_BYTES: Final = 123
 
 
 class InvalidMessage(Exception):
-    """Raised inside a machine while validating an incoming message."""
+    """Raised inside a machine while validating an incoming message.
 
-    def __init__(self, reason: str, operation_id: str | None = None) -> None:
+    ``code`` is the close code that the message calls for, like wsproto's
+    ``ParseFailed.code``: graphql-transport-ws closes with it; the legacy protocol keeps
+    the connection open and answers with an ``error`` (about ``operation_id`` when the
+    message named one).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        operation_id: str | None = None,
+        *,
+        code: CloseCode = CloseCode.BAD_REQUEST,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.operation_id = operation_id
+        self.code = code
 
 
 def count_json_values(value: object, limit: int) -> int:
