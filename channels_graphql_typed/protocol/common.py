@@ -29,7 +29,7 @@ import abc
 import dataclasses
 import enum
 import json
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .messages import OperationPayload, ServerMessage
 
@@ -230,11 +230,28 @@ def decode_frame(text: str) -> dict[str, Any]:
     return value
 
 
-def optional_object(message: dict[str, Any], key: str, what: str) -> dict[str, Any] | None:
-    value = message.get(key)
-    if value is None or isinstance(value, dict):
+_T = TypeVar("_T")
+
+
+def optional_field(
+    container: dict[str, Any],
+    key: str,
+    kind: type[_T],
+    reason: str,
+    operation_id: str | None = None,
+) -> _T | None:
+    """``container[key]`` if it is a ``kind``; None if it is missing or null; else
+    :class:`InvalidMessage` with ``reason``. Both sides read optional fields with it:
+    the server machines from the client's messages, the client machine from the
+    server's."""
+    value = container.get(key)
+    if value is None or isinstance(value, kind):
         return value
-    raise InvalidMessage(f"Invalid message: {what} must be an object")
+    raise InvalidMessage(reason, operation_id)
+
+
+def optional_object(message: dict[str, Any], key: str, what: str) -> dict[str, Any] | None:
+    return optional_field(message, key, dict, f"Invalid message: {what} must be an object")
 
 
 def operation_id(message: dict[str, Any]) -> str:
@@ -253,20 +270,17 @@ def operation_payload(message: dict[str, Any], operation: str) -> OperationPaylo
     query = payload.get("query")
     if not isinstance(query, str):
         raise InvalidMessage("Invalid message: 'payload.query' must be a string", operation)
-    result: OperationPayload = {"query": query}
-    variables = payload.get("variables")
-    if variables is not None and not isinstance(variables, dict):
-        raise InvalidMessage("Invalid message: 'payload.variables' must be an object", operation)
-    result["variables"] = variables
-    operation_name = payload.get("operationName")
-    if operation_name is not None and not isinstance(operation_name, str):
-        raise InvalidMessage("Invalid message: 'payload.operationName' must be a string", operation)
-    result["operationName"] = operation_name
-    extensions = payload.get("extensions")
-    if extensions is not None and not isinstance(extensions, dict):
-        raise InvalidMessage("Invalid message: 'payload.extensions' must be an object", operation)
-    result["extensions"] = extensions
-    return result
+
+    def optional(key: str, kind: type[_T], what: str) -> _T | None:
+        reason = f"Invalid message: 'payload.{key}' must be {what}"
+        return optional_field(payload, key, kind, reason, operation)
+
+    return {
+        "query": query,
+        "variables": optional("variables", dict, "an object"),
+        "operationName": optional("operationName", str, "a string"),
+        "extensions": optional("extensions", dict, "an object"),
+    }
 
 
 class ProtocolMachine(abc.ABC):
