@@ -36,7 +36,7 @@ def test_what_is_built_is_read_back(message: LayerMessage) -> None:
     ("received", "reason"),
     [
         (NOTIFY, "not a mapping but str"),
-        ({"group": "room"}, "type None, group of type str"),
+        ({"group": "room"}, "type 'None', group of type str"),
         ({"type": ["unhashable"], "group": "room"}, "type \"['unhashable']\", group of type"),
         ({"type": "cgt.other", "group": "room"}, "type 'cgt.other'"),
         ({"type": UNSUBSCRIBE}, "group of type NoneType"),
