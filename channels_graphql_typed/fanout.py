@@ -67,6 +67,17 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
 
 from .exceptions import PayloadSerializationError
+from .layer_messages import (
+    PROBE,
+    UNSUBSCRIBE,
+    WAKE_UP,
+    MalformedLayerMessage,
+    group_send,
+    probe_message,
+    read_layer_message,
+    send,
+    wake_up_message,
+)
 from .serialization import deserialize_payload
 
 if TYPE_CHECKING:
@@ -74,14 +85,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("channels_graphql_typed")
 
-NOTIFY: Final = "cgt.notify"
-UNSUBSCRIBE: Final = "cgt.unsubscribe"
 DEFAULT_NOTIFICATION_QUEUE_LIMIT: Final = 1000
 
 CANCEL_GRACE: Final = 0.25
 """Seconds a cancelled receive gets to end before it is woken up (see
 :func:`end_receive`), then again after."""
-WAKE_UP: Final = "cgt.wake_up"
 
 RETRY_INITIAL_DELAY: Final = 0.1
 """Seconds before the first retry once the channel layer failed; doubled after each
@@ -93,8 +101,9 @@ EPISODE_SETTLE: Final = 10.0
 MALFORMED_LOG_INTERVAL: Final = 60.0
 """Seconds during which further malformed channel-layer messages are counted, not
 logged, after one was logged."""
-PROBE_GROUP: Final = "cgt.probe"
-"""Retries send to this group, which nobody joins: a harmless round trip to the layer."""
+PROBE_GROUP: Final = PROBE
+"""Retries send a :class:`~channels_graphql_typed.layer_messages.ProbeMessage` to this
+group, which nobody joins: a harmless round trip to the layer."""
 
 _SAFE_GROUP = re.compile(r"[A-Za-z0-9_\-.]{1,48}")
 
@@ -274,7 +283,7 @@ async def end_receive(layer: BaseChannelLayer, channel: str, receiving: asyncio.
     done, _ = await asyncio.wait({receiving}, timeout=CANCEL_GRACE)
     if not done:
         with contextlib.suppress(Exception):
-            await layer.send(channel, {"type": WAKE_UP})
+            await send(layer, channel, wake_up_message())
         done, _ = await asyncio.wait({receiving}, timeout=CANCEL_GRACE)
     if not done:
         logger.warning("A receive on %s did not end when cancelled; leaving it", channel)
@@ -424,7 +433,7 @@ class ChannelLayerHealth:
         while True:
             await asyncio.sleep(delay)
             try:
-                await self._layer.group_send(PROBE_GROUP, {"type": PROBE_GROUP})
+                await group_send(self._layer, PROBE_GROUP, probe_message())
             except Exception:
                 delay = min(delay * 2, RETRY_MAX_DELAY)
                 continue
@@ -690,35 +699,34 @@ class FanOut:
                     self.health.report(error)
                     break
 
-    def dispatch(self, message: object) -> None:
+    def dispatch(self, received: object) -> None:
         """Deliver one channel-layer message to the local subscriptions of its group.
 
         The message is untrusted (see README, "The channel layer is a trust boundary"):
-        one that is not a fan-out message is dropped with a warning (see
-        :meth:`ChannelLayerHealth.malformed_message`); one of a group without local
-        members (left a moment ago) is dropped silently.
+        one that is not a well-formed fan-out message (see
+        :func:`~channels_graphql_typed.layer_messages.read_layer_message`) is dropped
+        with a warning (see :meth:`ChannelLayerHealth.malformed_message`); one of a group
+        without local members (left a moment ago) is dropped silently.
         """
-        if not isinstance(message, dict):
-            self.health.malformed_message(f"not a mapping but {type(message).__name__}")
+        try:
+            message = read_layer_message(received)
+        except MalformedLayerMessage as error:
+            if error.group is not None and not self.members.get(error.group):
+                return  # of a group without local members: not looked at further
+            self.health.malformed_message(error.reason)
             return
-        kind = message.get("type")
-        if kind in (WAKE_UP, PROBE_GROUP):
+        if message["type"] == PROBE or message["type"] == WAKE_UP:
             return  # the fan-out's own (see end_receive, ChannelLayerHealth)
-        group = message.get("group")
-        if kind not in (NOTIFY, UNSUBSCRIBE) or not isinstance(group, str):
-            self.health.malformed_message(
-                f"type {str(kind)[:40]!r}, group of type {type(group).__name__}"
-            )
-            return
+        group = message["group"]
         members = self.members.get(group)
         if not members:
             return
-        if kind == UNSUBSCRIBE:
+        if message["type"] == UNSUBSCRIBE:
             for registration in list(members):
                 registration.queue.close()
             return
         try:
-            payload = deserialize_payload(message.get("payload"))
+            payload = deserialize_payload(message["payload"])
         except PayloadSerializationError as error:
             self.health.malformed_message(f"its payload for group {group} was refused: {error}")
             return

@@ -52,8 +52,6 @@ from .execution import TYPED_SUBSCRIPTION_MARKER
 from .fanout import (
     DEFAULT_NOTIFICATION_QUEUE_LIMIT,
     END,
-    NOTIFY,
-    UNSUBSCRIBE,
     FanOut,
     NotificationQueue,
     Registration,
@@ -62,6 +60,7 @@ from .fanout import (
     get_fanout,
     group_name,
 )
+from .layer_messages import group_send, notify_message, unsubscribe_message
 from .operation import (
     DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION,
     INTERNAL_ERROR_MESSAGE,
@@ -213,9 +212,7 @@ class Subscription(Generic[PayloadT]):
     async def _broadcast_serialized(cls, data: bytes, group: str | None) -> None:
         """Send a payload that :func:`serialize_payload` serialized already."""
         name = group_name(cls.group_namespace, group)
-        await channel_layer(cls.channel_layer_alias).group_send(
-            name, {"type": NOTIFY, "group": name, "payload": data}
-        )
+        await group_send(channel_layer(cls.channel_layer_alias), name, notify_message(name, data))
 
     @classmethod
     def broadcast_sync(cls, *, payload: PayloadT, group: str | None = None) -> None:
@@ -228,9 +225,7 @@ class Subscription(Generic[PayloadT]):
         """End every subscription of this class in ``group`` (all of them if None): each
         client gets ``complete`` once its pending notifications are delivered."""
         name = group_name(cls.group_namespace, group)
-        await channel_layer(cls.channel_layer_alias).group_send(
-            name, {"type": UNSUBSCRIBE, "group": name}
-        )
+        await group_send(channel_layer(cls.channel_layer_alias), name, unsubscribe_message(name))
 
     @classmethod
     def unsubscribe_sync(cls, *, group: str | None = None) -> None:

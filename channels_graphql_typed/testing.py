@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 try:
     from channels.testing import WebsocketCommunicator
@@ -40,6 +40,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
 from .client.aiohttp import cookie_header
 from .client.client import DEFAULT_TIMEOUT, GraphqlWsClient
 from .exceptions import GraphqlWsConnectionClosed, GraphqlWsProtocolError, GraphqlWsTimeoutError
+from .protocol.common import CloseCode
 from .protocol.messages import GRAPHQL_TRANSPORT_WS
 
 if TYPE_CHECKING:
@@ -50,9 +51,6 @@ if TYPE_CHECKING:
     from .client.transport import GraphqlWsTransport as GraphqlWsTransportProtocol
 
 __all__ = ["GraphqlWsTransport", "GraphqlWsTransportCommunicator", "graphql_ws_client"]
-
-ABNORMAL_CLOSURE: Final = 1006
-INTERNAL_ERROR: Final = 1011
 
 
 class GraphqlWsTransportCommunicator:
@@ -67,8 +65,9 @@ class GraphqlWsTransportCommunicator:
     to finish after the disconnect.
 
     As with a real server, a connection the application refuses before accepting it
-    raises :class:`GraphqlWsConnectionClosed` with code 1006 (the server's HTTP 403).
-    Unlike one, an application that raises ends the connection with code 1011 and the
+    raises :class:`GraphqlWsConnectionClosed` with code 1006, ``ABNORMAL_CLOSURE`` (the
+    server's HTTP 403). Unlike one, an application that raises ends the connection with
+    code 1011, ``UNEXPECTED_CONDITION``, and the
     exception as the ``__cause__``, for the test to see.
     """
 
@@ -125,7 +124,7 @@ class GraphqlWsTransportCommunicator:
                 # Closed before accepting: an ASGI server answers HTTP 403, which a
                 # client sees as a connection that failed without a close frame.
                 self._closed = GraphqlWsConnectionClosed(
-                    ABNORMAL_CLOSURE, "WebSocket handshake refused: HTTP 403"
+                    CloseCode.ABNORMAL_CLOSURE, "WebSocket handshake refused: HTTP 403"
                 )
                 raise GraphqlWsConnectionClosed(*self._closed.args)
             if message["type"] != "websocket.accept":
@@ -166,7 +165,7 @@ class GraphqlWsTransportCommunicator:
                 raise self._closed_now(message)
             # Anything else (an extension's message) is no frame: skip it.
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Disconnect: the application gets ``websocket.disconnect`` and is awaited."""
         communicator = self._communicator
         if communicator is None or self._disconnected:
@@ -219,7 +218,7 @@ class GraphqlWsTransportCommunicator:
 
     def _closed_now(self, message: dict[str, Any]) -> GraphqlWsConnectionClosed:
         self._closed = GraphqlWsConnectionClosed(
-            message.get("code") or 1000, message.get("reason") or ""
+            message.get("code") or CloseCode.NORMAL, message.get("reason") or ""
         )
         return GraphqlWsConnectionClosed(*self._closed.args)
 
@@ -228,12 +227,13 @@ class GraphqlWsTransportCommunicator:
         error = None if application.cancelled() else application.exception()
         if error is not None:
             closed = GraphqlWsConnectionClosed(
-                INTERNAL_ERROR, f"The application raised {type(error).__name__}: {error}"
+                CloseCode.UNEXPECTED_CONDITION,
+                f"The application raised {type(error).__name__}: {error}",
             )
             closed.__cause__ = error
         else:
             closed = GraphqlWsConnectionClosed(
-                ABNORMAL_CLOSURE, "The application ended without closing the socket"
+                CloseCode.ABNORMAL_CLOSURE, "The application ended without closing the socket"
             )
         if self._closed is None:
             self._closed = closed

@@ -11,13 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from channels_graphql_typed.fanout import (
-    NOTIFY,
-    FanOut,
-    NotificationQueue,
-    Registration,
-    end_receive,
-)
+from channels_graphql_typed.fanout import FanOut, NotificationQueue, Registration, end_receive
+from channels_graphql_typed.layer_messages import NotifyMessage, group_send, notify_message
 from channels_graphql_typed.serialization import serialize_payload
 
 if TYPE_CHECKING:
@@ -67,8 +62,8 @@ async def until(condition: Callable[[], bool], timeout: float = 5) -> None:
         await asyncio.sleep(0.01)
 
 
-def notification(group: str, value: int) -> dict[str, Any]:
-    return {"type": NOTIFY, "group": group, "payload": serialize_payload(value)}
+def notification(group: str, value: int) -> NotifyMessage:
+    return notify_message(group, serialize_payload(value))
 
 
 async def test_a_layer_failure_is_logged_once_and_every_group_is_joined_again(
@@ -92,7 +87,7 @@ async def test_a_layer_failure_is_logged_once_and_every_group_is_joined_again(
     assert len(messages) == 2, messages
     assert messages[0].startswith("The channel layer 'flaky' failed (ConnectionError: Error 111")
     assert messages[1].startswith("The channel layer 'flaky' answers again, after")
-    await layer.group_send("two", notification("two", 7))
+    await group_send(layer, "two", notification("two", 7))
     assert await registration.queue.get() == 7
     await fanout.leave(registration)
     assert not fanout.listening

@@ -13,12 +13,8 @@ from typing import Any
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from channels_graphql_typed.fanout import (
-    NOTIFY,
-    FanOut,
-    NotificationQueue,
-    Registration,
-)
+from channels_graphql_typed.fanout import FanOut, NotificationQueue, Registration
+from channels_graphql_typed.layer_messages import NOTIFY, group_send, notify_message
 from channels_graphql_typed.serialization import serialize_payload
 
 HANG = 10
@@ -112,9 +108,7 @@ async def test_two_joins_of_one_group_both_return_once_the_layer_has_it() -> Non
     assert layer.calls == [("add", "shared")]  # one round trip for both
     channel = fanout.channel
     assert channel is not None
-    await layer.group_send(
-        "shared", {"type": NOTIFY, "group": "shared", "payload": serialize_payload(1)}
-    )
+    await group_send(layer, "shared", notify_message("shared", serialize_payload(1)))
     assert await first.queue.get() == 1
     assert await second.queue.get() == 1
     await fanout.leave(first)
@@ -138,9 +132,7 @@ async def test_a_join_during_the_discard_of_its_group_adds_it_again() -> None:
     await asyncio.gather(leaving, joining)
     assert layer.calls[-2:] == [("discard", "room"), ("add", "room")]
     assert fanout.channel in layer.groups["room"]
-    await layer.group_send(
-        "room", {"type": NOTIFY, "group": "room", "payload": serialize_payload(2)}
-    )
+    await group_send(layer, "room", notify_message("room", serialize_payload(2)))
     assert await joiner.queue.get() == 2
     await fanout.leave(joiner)
     await fanout.leave(keeper)
@@ -162,9 +154,7 @@ async def test_a_join_while_the_last_leave_retires_the_channel_gets_a_new_one() 
     assert fanout.listening
     assert fanout.channel is not None
     assert fanout.channel in layer.groups["room"]
-    await layer.group_send(
-        "room", {"type": NOTIFY, "group": "room", "payload": serialize_payload(3)}
-    )
+    await group_send(layer, "room", notify_message("room", serialize_payload(3)))
     assert await joiner.queue.get() == 3
     await fanout.leave(joiner)
     assert not fanout.listening
@@ -216,9 +206,7 @@ async def test_the_listener_survives_any_message_and_logs_it_once(
         layer.junk.extend(junk * 3)
         await fanout.join(member, {"room"})
         await until(lambda: not layer.junk)
-        await layer.group_send(
-            "room", {"type": NOTIFY, "group": "room", "payload": serialize_payload(4)}
-        )
+        await group_send(layer, "room", notify_message("room", serialize_payload(4)))
         async with asyncio.timeout(HANG):
             assert await member.queue.get() == 4
     assert fanout.listening

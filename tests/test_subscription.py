@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 
 import channels_graphql_typed as cgt
 from channels_graphql_typed.fanout import get_fanout, group_name
+from channels_graphql_typed.layer_messages import notify_message
 from tests.helpers import WsSession
 from tests.subscriptions import (
     RECEIVED,
@@ -266,11 +267,10 @@ async def test_queue_limit_drops_oldest_and_warns(
     with caplog.at_level(logging.WARNING, "channels_graphql_typed"):
         for number in range(100):
             fanout.dispatch(
-                {
-                    "type": "cgt.notify",
-                    "group": group_name(OnLimited.group_namespace, None),
-                    "payload": cgt.serialization.serialize_payload(number),
-                }
+                notify_message(
+                    group_name(OnLimited.group_namespace, None),
+                    cgt.serialization.serialize_payload(number),
+                )
             )
     assert len(registration.queue) == 5
     assert registration.queue.dropped == 95

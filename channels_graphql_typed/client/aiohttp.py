@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import http.cookies
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from ..exceptions import GraphqlWsConnectionClosed, GraphqlWsProtocolError
+from ..protocol.common import CloseCode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import aiohttp
-
-ABNORMAL_CLOSURE: Final = 1006
-"""RFC 6455: the code reported for a connection that ended without a close frame."""
 
 
 def cookie_header(cookies: Mapping[str, str]) -> str:
@@ -130,10 +128,10 @@ class GraphqlWsTransportAiohttp:
             # autoclose: aiohttp has answered the close frame already.
             raise self._closed_now(message.data, message.extra or "")
         if message.type is aiohttp.WSMsgType.ERROR:
-            raise self._closed_now(ABNORMAL_CLOSURE, str(message.data))
+            raise self._closed_now(CloseCode.ABNORMAL_CLOSURE, str(message.data))
         raise self._closed_now(websocket.close_code, "")
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close the socket and, if the transport opened it, the aiohttp session."""
         websocket = self._websocket
         try:
@@ -155,13 +153,13 @@ class GraphqlWsTransportAiohttp:
 
     def _closed_now(self, code: int | None, reason: str) -> GraphqlWsConnectionClosed:
         if self._closed is None:
-            if not code or code == ABNORMAL_CLOSURE:
-                code = ABNORMAL_CLOSURE
+            if not code or code == CloseCode.ABNORMAL_CLOSURE:
+                code = CloseCode.ABNORMAL_CLOSURE
                 reason = reason or "The connection was lost without a close frame"
             self._closed = GraphqlWsConnectionClosed(int(code), reason)  # not aiohttp's enum
         return GraphqlWsConnectionClosed(*self._closed.args)
 
     async def _connect_failed(self, reason: str) -> GraphqlWsConnectionClosed:
-        self._closed = GraphqlWsConnectionClosed(ABNORMAL_CLOSURE, reason)
+        self._closed = GraphqlWsConnectionClosed(CloseCode.ABNORMAL_CLOSURE, reason)
         await self.close()
-        return GraphqlWsConnectionClosed(ABNORMAL_CLOSURE, reason)
+        return GraphqlWsConnectionClosed(CloseCode.ABNORMAL_CLOSURE, reason)

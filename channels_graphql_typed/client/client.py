@@ -72,12 +72,6 @@ _T = TypeVar("_T")
 DEFAULT_TIMEOUT: Final = 10.0
 """Seconds any wait of the client may take unless told otherwise."""
 
-BAD_RESPONSE: Final = 4004
-"""Close code the client uses when the server breaks the protocol (as the graphql-ws
-npm client does: its ``CloseCode.BadResponse``)."""
-
-ABNORMAL_CLOSURE: Final = 1006
-
 
 class _ClientState(enum.Enum):
     NEW = "new"
@@ -410,12 +404,17 @@ class GraphqlWsClient:
             logger.warning("Closing the connection: %s", exc)
             try:
                 await self._within(
-                    self.transport.close(BAD_RESPONSE, "Invalid message"), None, "Closing"
+                    # As the graphql-ws npm client does when the server breaks the protocol.
+                    self.transport.close(CloseCode.BAD_RESPONSE, "Invalid message"),
+                    None,
+                    "Closing",
                 )
             except Exception:
                 logger.debug("Closing after a protocol error failed", exc_info=True)
         except Exception as exc:
-            failure = GraphqlWsConnectionClosed(ABNORMAL_CLOSURE, f"The transport failed: {exc!r}")
+            failure = GraphqlWsConnectionClosed(
+                CloseCode.ABNORMAL_CLOSURE, f"The transport failed: {exc!r}"
+            )
             failure.__cause__ = exc
         self._fail(failure)
 

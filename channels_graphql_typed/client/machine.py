@@ -48,7 +48,7 @@ import enum
 from typing import TYPE_CHECKING, Any, cast
 
 from ..exceptions import GraphqlWsProtocolError
-from ..protocol.common import InvalidMessage, decode_frame
+from ..protocol.common import InvalidMessage, decode_frame, optional_field
 from ..protocol.messages import (
     GRAPHQL_TRANSPORT_WS,
     SUBPROTOCOLS,
@@ -165,21 +165,20 @@ OperationEvent = ResultReceived | ErrorsReceived | OperationCompleted
 # --- validation of server messages ----------------------------------------------------------
 
 
-def _invalid(reason: str) -> GraphqlWsProtocolError:
-    return GraphqlWsProtocolError(f"Invalid message from the server: {reason}")
+# They raise InvalidMessage, as the server machines' validators do (and share their
+# helpers); receive_text turns it into GraphqlWsProtocolError, whatever its close code:
+# the client closes 4004 (CloseCode.BAD_RESPONSE) on any message it cannot accept.
 
 
 def _optional_object(message: dict[str, Any], key: str) -> dict[str, Any] | None:
-    value = message.get(key)
-    if value is None or isinstance(value, dict):
-        return value
-    raise _invalid(f"{message['type']!r} has a {key!r} that is not an object")
+    reason = f"{message['type']!r} has a {key!r} that is not an object"
+    return optional_field(message, key, dict, reason)
 
 
 def _operation_id(message: dict[str, Any]) -> str:
     value = message.get("id")
     if not isinstance(value, str):
-        raise _invalid(f"{message['type']!r} without a string 'id'")
+        raise InvalidMessage(f"{message['type']!r} without a string 'id'")
     return value
 
 
@@ -187,22 +186,18 @@ def _errors(value: object, what: str) -> list[FormattedError]:
     if not isinstance(value, list) or not all(
         isinstance(error, dict) and isinstance(error.get("message"), str) for error in value
     ):
-        raise _invalid(f"{what} must be a list of errors with a string 'message'")
+        raise InvalidMessage(f"{what} must be a list of errors with a string 'message'")
     return cast("list[FormattedError]", value)
 
 
 def _result(message: dict[str, Any]) -> ExecutionResultPayload:
     payload = message.get("payload")
     if not isinstance(payload, dict):
-        raise _invalid(f"{message['type']!r} without an object 'payload'")
-    data = payload.get("data")
-    if data is not None and not isinstance(data, dict):
-        raise _invalid("'payload.data' must be an object or null")
+        raise InvalidMessage(f"{message['type']!r} without an object 'payload'")
+    optional_field(payload, "data", dict, "'payload.data' must be an object or null")
     if "errors" in payload:
         _errors(payload["errors"], "'payload.errors'")
-    extensions = payload.get("extensions")
-    if extensions is not None and not isinstance(extensions, dict):
-        raise _invalid("'payload.extensions' must be an object")
+    optional_field(payload, "extensions", dict, "'payload.extensions' must be an object")
     return cast("ExecutionResultPayload", payload)
 
 
@@ -311,11 +306,12 @@ class ClientProtocolMachine:
             return []
         try:
             message = decode_frame(text)
+            if self.transport_ws:
+                return self._transport_ws(message)
+            return self._legacy(message)
         except InvalidMessage as exc:
-            raise _invalid(exc.reason.removeprefix("Invalid message: ")) from None
-        if self.transport_ws:
-            return self._transport_ws(message)
-        return self._legacy(message)
+            reason = exc.reason.removeprefix("Invalid message: ")
+            raise GraphqlWsProtocolError(f"Invalid message from the server: {reason}") from None
 
     def _transport_ws(self, message: dict[str, Any]) -> list[ClientEvent]:
         match message["type"]:
@@ -338,7 +334,7 @@ class ClientProtocolMachine:
             case "complete":
                 return self._end(OperationCompleted(_operation_id(message)))
             case other:
-                raise _invalid(f"unexpected type {other[:64]!r} on graphql-transport-ws")
+                raise InvalidMessage(f"unexpected type {other[:64]!r} on graphql-transport-ws")
 
     def _legacy(self, message: dict[str, Any]) -> list[ClientEvent]:
         match message["type"]:
@@ -359,12 +355,12 @@ class ClientProtocolMachine:
             case "complete":
                 return self._end(OperationCompleted(_operation_id(message)))
             case other:
-                raise _invalid(f"unexpected type {other[:64]!r} on graphql-ws")
+                raise InvalidMessage(f"unexpected type {other[:64]!r} on graphql-ws")
 
     def _acknowledge(self, message: dict[str, Any]) -> list[ClientEvent]:
         payload = _optional_object(message, "payload")
         if self.state is not ClientState.AWAITING_ACK:
-            raise _invalid("connection_ack without a pending connection_init")
+            raise InvalidMessage("connection_ack without a pending connection_init")
         self.state = ClientState.READY
         return [ConnectionAcknowledged(payload)]
 

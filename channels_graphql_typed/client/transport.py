@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..protocol.common import CloseCode
+
 
 class GraphqlWsTransport(Protocol):
     """A WebSocket that carries text frames for :class:`GraphqlWsClient`.
@@ -48,6 +50,6 @@ class GraphqlWsTransport(Protocol):
         """
         ...
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close the socket (if open) and release what the transport holds; idempotent."""
         ...

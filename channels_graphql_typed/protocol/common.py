@@ -29,7 +29,7 @@ import abc
 import dataclasses
 import enum
 import json
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .messages import OperationPayload, ServerMessage
 
@@ -40,17 +40,43 @@ if TYPE_CHECKING:
 
 
 class CloseCode(enum.IntEnum):
-    """WebSocket close codes used by both protocols (graphql-transport-ws PROTOCOL.md)."""
+    """Every WebSocket close code this package sends, reports or expects.
+
+    The 1xxx codes are RFC 6455's (section 7.4.1); the 4xxx codes are those of
+    graphql-transport-ws (PROTOCOL.md, and the graphql-ws npm library's ``CloseCode``),
+    which the legacy protocol's servers use too.
+    """
 
     NORMAL = 1000
-    INTERNAL_ERROR = 4500
+    """The purpose of the connection is fulfilled (also: ``connection_terminate``)."""
+    GOING_AWAY = 1001
+    """An endpoint leaves: a server going down, a browser leaving the page."""
+    ABNORMAL_CLOSURE = 1006
+    """Never sent: reported for a connection that ended without a close frame (it could
+    not open, its handshake was refused, it was dropped), as browsers report it."""
+    UNEXPECTED_CONDITION = 1011
+    """RFC 6455's "internal error": the server met a condition it did not expect (the
+    testing transport reports an application that raised with it)."""
+    SERVICE_RESTART = 1012
+    """The server is restarting (uvicorn closes its sockets with it on shutdown)."""
+    BAD_RESPONSE = 4004
+    """The client got a message it cannot accept from the server."""
     BAD_REQUEST = 4400
+    """The server got a message it cannot accept from the client."""
     UNAUTHORIZED = 4401
+    """An operation before the connection was acknowledged."""
     FORBIDDEN = 4403
+    """``on_connect`` refused the connection."""
     SUBPROTOCOL_NOT_ACCEPTABLE = 4406
+    """The client offered no subprotocol that the server speaks."""
     CONNECTION_INITIALISATION_TIMEOUT = 4408
+    """No ``connection_init`` in time."""
     SUBSCRIBER_ALREADY_EXISTS = 4409
+    """An operation id that is in use."""
     TOO_MANY_INITIALISATION_REQUESTS = 4429
+    """A second ``connection_init``."""
+    INTERNAL_ERROR = 4500
+    """The server failed (graphql-ws' ``InternalServerError``)."""
 
 
 class ConnectionState(enum.Enum):
@@ -123,12 +149,25 @@ MAX_CLOSE_REASON_BYTES: Final = 123
 
 
 class InvalidMessage(Exception):
-    """Raised inside a machine while validating an incoming message."""
+    """Raised inside a machine while validating an incoming message.
 
-    def __init__(self, reason: str, operation_id: str | None = None) -> None:
+    ``code`` is the close code that the message calls for, like wsproto's
+    ``ParseFailed.code``: graphql-transport-ws closes with it; the legacy protocol keeps
+    the connection open and answers with an ``error`` (about ``operation_id`` when the
+    message named one).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        operation_id: str | None = None,
+        *,
+        code: CloseCode = CloseCode.BAD_REQUEST,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.operation_id = operation_id
+        self.code = code
 
 
 def count_json_values(value: object, limit: int) -> int:
@@ -191,11 +230,28 @@ def decode_frame(text: str) -> dict[str, Any]:
     return value
 
 
-def optional_object(message: dict[str, Any], key: str, what: str) -> dict[str, Any] | None:
-    value = message.get(key)
-    if value is None or isinstance(value, dict):
+_T = TypeVar("_T")
+
+
+def optional_field(
+    container: dict[str, Any],
+    key: str,
+    kind: type[_T],
+    reason: str,
+    operation_id: str | None = None,
+) -> _T | None:
+    """``container[key]`` if it is a ``kind``; None if it is missing or null; else
+    :class:`InvalidMessage` with ``reason``. Both sides read optional fields with it:
+    the server machines from the client's messages, the client machine from the
+    server's."""
+    value = container.get(key)
+    if value is None or isinstance(value, kind):
         return value
-    raise InvalidMessage(f"Invalid message: {what} must be an object")
+    raise InvalidMessage(reason, operation_id)
+
+
+def optional_object(message: dict[str, Any], key: str, what: str) -> dict[str, Any] | None:
+    return optional_field(message, key, dict, f"Invalid message: {what} must be an object")
 
 
 def operation_id(message: dict[str, Any]) -> str:
@@ -214,20 +270,17 @@ def operation_payload(message: dict[str, Any], operation: str) -> OperationPaylo
     query = payload.get("query")
     if not isinstance(query, str):
         raise InvalidMessage("Invalid message: 'payload.query' must be a string", operation)
-    result: OperationPayload = {"query": query}
-    variables = payload.get("variables")
-    if variables is not None and not isinstance(variables, dict):
-        raise InvalidMessage("Invalid message: 'payload.variables' must be an object", operation)
-    result["variables"] = variables
-    operation_name = payload.get("operationName")
-    if operation_name is not None and not isinstance(operation_name, str):
-        raise InvalidMessage("Invalid message: 'payload.operationName' must be a string", operation)
-    result["operationName"] = operation_name
-    extensions = payload.get("extensions")
-    if extensions is not None and not isinstance(extensions, dict):
-        raise InvalidMessage("Invalid message: 'payload.extensions' must be an object", operation)
-    result["extensions"] = extensions
-    return result
+
+    def optional(key: str, kind: type[_T], what: str) -> _T | None:
+        reason = f"Invalid message: 'payload.{key}' must be {what}"
+        return optional_field(payload, key, kind, reason, operation)
+
+    return {
+        "query": query,
+        "variables": optional("variables", dict, "an object"),
+        "operationName": optional("operationName", str, "a string"),
+        "extensions": optional("extensions", dict, "an object"),
+    }
 
 
 class ProtocolMachine(abc.ABC):

@@ -67,7 +67,7 @@ class GraphqlTransportWsProtocol(ProtocolMachine):
                 raise InvalidMessage("connection_init payload too large")
             return self._handle(message)
         except InvalidMessage as exc:
-            return self.close(CloseCode.BAD_REQUEST, exc.reason)
+            return self.close(exc.code, exc.reason)
 
     def receive_bytes(self, data: bytes) -> list[Action]:
         """A binary frame arrived: the protocol only uses text frames."""

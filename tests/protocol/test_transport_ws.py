@@ -27,6 +27,7 @@ from channels_graphql_typed.protocol.common import (
     MAX_CLOSE_REASON_BYTES,
     MAX_OPERATION_ID_LENGTH,
     TOO_MANY_OPERATIONS,
+    InvalidMessage,
 )
 
 if TYPE_CHECKING:
@@ -132,6 +133,11 @@ def test_subprotocol_and_registry() -> None:
     ("code", "value"),
     [
         (CloseCode.NORMAL, 1000),
+        (CloseCode.GOING_AWAY, 1001),
+        (CloseCode.ABNORMAL_CLOSURE, 1006),
+        (CloseCode.UNEXPECTED_CONDITION, 1011),
+        (CloseCode.SERVICE_RESTART, 1012),
+        (CloseCode.BAD_RESPONSE, 4004),
         (CloseCode.BAD_REQUEST, 4400),
         (CloseCode.UNAUTHORIZED, 4401),
         (CloseCode.FORBIDDEN, 4403),
@@ -143,6 +149,13 @@ def test_subprotocol_and_registry() -> None:
 )
 def test_close_codes_match_the_spec(code: CloseCode, value: int) -> None:
     assert int(code) == value
+
+
+def test_invalid_message_carries_its_close_code() -> None:
+    assert InvalidMessage("Invalid message: not valid JSON").code is CloseCode.BAD_REQUEST
+    forbidden = InvalidMessage("Forbidden", code=CloseCode.FORBIDDEN)
+    assert forbidden.code is CloseCode.FORBIDDEN
+    assert forbidden.reason == "Forbidden"
 
 
 def test_fresh_machine_awaits_init(machine: GraphqlTransportWsProtocol) -> None:

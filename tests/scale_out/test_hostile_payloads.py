@@ -16,7 +16,8 @@ import redis.asyncio
 from channels.layers import get_channel_layer
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed.fanout import NOTIFY, group_name
+from channels_graphql_typed.fanout import group_name
+from channels_graphql_typed.layer_messages import NOTIFY, group_send, notify_message
 from channels_graphql_typed.operation import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION
 from channels_graphql_typed.serialization import MAX_PAYLOAD_DEPTH
 from tests.scale_out.conftest import CLIENT_TIMEOUT, connected, new_room, next_text, subscribers
@@ -53,7 +54,7 @@ async def test_hostile_layer_messages_crash_no_server_and_delivery_goes_on(
         # the decoder's tests (the earlier format's 714-byte nesting bomb first).
         for data in HOSTILE.values():
             if isinstance(data, bytes):
-                await layer.group_send(group, {"type": NOTIFY, "group": group, "payload": data})
+                await group_send(layer, group, notify_message(group, data))
         event = ChatEvent(chatroom=room, text="still delivered", sender="t", sender_channel="t")
         await OnNewChatMessage.broadcast(payload=event, group=room)
         for stream in streams:
