@@ -501,7 +501,7 @@ async def test_strict_ordering_forgets_operations_completed_while_waiting() -> N
         await session.stop(str(index))
     assert await session.nothing(0.1)
     # Completed while waiting: gone at once, not kept until the head operation ends.
-    assert len(consumer._waiting_operations) == 0
+    assert len(consumer._operations._waiting_operations) == 0
     assert await session.result("head") == {"data": {"asyncSleep": 1.0}}
     await session.completed("head")
     assert await session.nothing()
