@@ -1,21 +1,29 @@
 """The I/O shell: a Channels consumer that serves a Strawberry schema over WebSocket.
 
-The consumer owns the socket and the connection's tasks, and nothing else: every
-protocol decision is taken by the sans-IO machine of the negotiated subprotocol
-(:mod:`channels_graphql_typed.protocol`), every GraphQL execution by
-:class:`~channels_graphql_typed.execution.GraphqlExecutor`. Frames go in to the
-machine, actions come out, and :meth:`GraphqlWsConsumer._perform` carries them out.
+The consumer owns the socket and nothing else. Every protocol decision is taken by the
+sans-IO machine of the negotiated subprotocol (:mod:`channels_graphql_typed.protocol`);
+every operation is run by the connection's
+:class:`~channels_graphql_typed.runner.ConnectionOperations`, which the next transports
+share. A frame goes in to the machine, the machine's actions go to the runner, which
+starts and stops operations and hands the rest back to
+:meth:`GraphqlWsConsumer._perform`: send, close, run ``on_connect``. Results come the same
+way, from the runner through the machine to ``_perform``.
 
-Tasks of a connection: the ``connection_init`` timer, the ``on_connect`` hook, the
-keep-alive timer, and one task per operation. Disconnect cancels and awaits all of
-them, so nothing outlives the socket.
+What stays here besides the socket is what only WebSocket has: the origin check, the
+choice of subprotocol, the ``connection_init`` handshake (``on_connect``) with its wait
+timer, and the keep-alive timer. Those timers and the ``on_connect`` task are tasks of
+the runner too (:meth:`~channels_graphql_typed.runner.ConnectionOperations.spawn`), so
+that disconnect cancels and awaits everything at once: nothing outlives the socket.
+
+The class attributes that concern operations are read once per class into a
+:class:`~channels_graphql_typed.runner.ServerSettings`, executor included; the ones of
+the socket are read when it connects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import uuid
@@ -25,10 +33,9 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import path
-from graphql import GraphQLError, OperationType
 
 from .context import Context
-from .exceptions import ConnectionRejected, OperationRejected
+from .exceptions import ConnectionRejected
 from .execution import (
     DEFAULT_DOCUMENT_CACHE_SIZE,
     DEFAULT_DOCUMENT_CACHE_TOKENS,
@@ -37,15 +44,9 @@ from .execution import (
     DEFAULT_MAX_QUERY_TOKENS,
     DEFAULT_MAX_RESULT_SIZE,
     GraphqlExecutor,
-    format_errors,
 )
 from .fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT, get_fanout
-from .operation import (
-    DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION,
-    INTERNAL_ERROR_MESSAGE,
-    OperationSettings,
-    current_operation,
-)
+from .operation import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION, OperationSettings
 from .origin import default_allowed_origins, origin_allowed, request_origin
 from .protocol import (
     PROTOCOL_MACHINES,
@@ -53,21 +54,12 @@ from .protocol import (
     Close,
     CloseCode,
     ConnectionInitRequested,
-    Operation,
     ProtocolMachine,
     Send,
     SendText,
-    StartOperation,
-    StopOperation,
 )
-from .protocol.common import (
-    DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_MAX_OPERATIONS_SIZE,
-    RELEASED_PAYLOAD,
-    count_json_values,
-    error,
-)
-from .protocol.messages import confirmation_requested
+from .protocol.common import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OPERATIONS_SIZE
+from .runner import ConnectionOperations, ServerSettings
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -82,7 +74,6 @@ if TYPE_CHECKING:
     from channels.routing import URLRouter, _ExtendedURLPattern
     from graphql import ASTValidationRule
 
-    from .execution import OperationRun, PreparedOperation, SubscriptionResults
     from .protocol import Action
     from .protocol.messages import ExecutionResultPayload, OperationPayload
 
@@ -91,9 +82,6 @@ if TYPE_CHECKING:
     WebsocketRoute: TypeAlias = _ExtendedURLPattern | URLRouter
 
 logger = logging.getLogger("channels_graphql_typed")
-
-_executors: dict[type[GraphqlWsConsumer], GraphqlExecutor] = {}
-_operation_settings: dict[type[GraphqlWsConsumer], OperationSettings] = {}
 
 
 class GraphqlWsConsumer(AsyncWebsocketConsumer):
@@ -225,26 +213,49 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     @classmethod
     def executor(cls) -> GraphqlExecutor:
         """The executor shared by every connection of this class (created on first use)."""
-        executor = _executors.get(cls)
-        if executor is None:
-            if not hasattr(cls, "schema"):
-                raise ImproperlyConfigured(f"{cls.__qualname__}.schema is not set")
-            executor = _executors[cls] = GraphqlExecutor(
-                cls.schema,
-                middleware=cls.middleware,
-                share_results_under_middleware=cls.share_results_under_middleware,
-                context_free_scalars=cls.context_free_scalars,
-                max_worker_threads=cls.max_worker_threads,
-                document_cache_size=cls.document_cache_size,
-                document_cache_tokens=cls.document_cache_tokens,
-                max_query_tokens=cls.max_query_tokens,
-                max_query_depth=cls.max_query_depth,
-                max_query_aliases=cls.max_query_aliases,
-                max_result_size=cls.max_result_size,
-                introspection=cls.introspection,
-                validation_rules=cls.validation_rules,
-            )
-        return executor
+        return cls._server_settings().executor
+
+    _built_settings: ClassVar[ServerSettings]
+    """Set by :meth:`_server_settings` on each class itself (a subclass builds its own)."""
+
+    @classmethod
+    def _server_settings(cls) -> ServerSettings:
+        # What every connection of this class runs its operations with: built on first
+        # use, once per class.
+        settings: ServerSettings | None = cls.__dict__.get("_built_settings")
+        if settings is not None:
+            return settings
+        if not hasattr(cls, "schema"):
+            raise ImproperlyConfigured(f"{cls.__qualname__}.schema is not set")
+        executor = GraphqlExecutor(
+            cls.schema,
+            middleware=cls.middleware,
+            share_results_under_middleware=cls.share_results_under_middleware,
+            context_free_scalars=cls.context_free_scalars,
+            max_worker_threads=cls.max_worker_threads,
+            document_cache_size=cls.document_cache_size,
+            document_cache_tokens=cls.document_cache_tokens,
+            max_query_tokens=cls.max_query_tokens,
+            max_query_depth=cls.max_query_depth,
+            max_query_aliases=cls.max_query_aliases,
+            max_result_size=cls.max_result_size,
+            introspection=cls.introspection,
+            validation_rules=cls.validation_rules,
+        )
+        settings = ServerSettings(
+            executor=executor,
+            strict_ordering=cls.strict_ordering,
+            max_operations_size_per_connection=cls.max_operations_size_per_connection,
+            confirm_subscriptions=cls.confirm_subscriptions,
+            subscription_confirmation_message=cast(
+                "ExecutionResultPayload", cls.subscription_confirmation_message
+            ),
+            operation=OperationSettings(
+                cls.notification_queue_limit, cls.max_groups_per_subscription
+            ),
+        )
+        cls._built_settings = settings
+        return settings
 
     @classmethod
     def as_route(cls, route: str, *, name: str | None = None, **initkwargs: Any) -> WebsocketRoute:
@@ -263,19 +274,14 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
 
     machine: ProtocolMachine | None
     context: Context
+    _operations: ConnectionOperations
+    """The connection's operation runner (set with ``machine``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.machine = None
         self._closed = False
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._operation_tasks: dict[Operation, asyncio.Task[None]] = {}
-        # strict_ordering: operations waiting for their turn, in arrival order (a dict, so
-        # that one the client completes meanwhile leaves at once).
-        self._waiting_operations: dict[Operation, None] = {}
-        self._operation_waiting: asyncio.Event | None = None
         self._init_timer: asyncio.TimerHandle | None = None
-        self._operations_size = 0
 
     # Channels' AsyncConsumer.__call__ sets ``channel_receive`` to the channel layer's
     # receive on the connection's own channel, and ends the connection when it raises:
@@ -334,6 +340,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self._close(CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE, "Subprotocol not acceptable")
             return
+        settings = self._server_settings()
         self.machine = PROTOCOL_MACHINES[chosen](
             max_operations=self.max_operations_per_connection,
             max_message_size=self.max_message_size,
@@ -341,9 +348,13 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         )
         channel_name = getattr(self, "channel_name", None) or f"cgt.local!{uuid.uuid4().hex}"
         self.context = self.context_class(scope=self.scope, channel_name=channel_name)
+        self._operations = ConnectionOperations(
+            self.machine,
+            _ConsumerSink(self),
+            settings,
+            self.context,
+        )
         await self.accept(chosen)
-        # Inherited by every task of the connection (set once: not per operation).
-        current_operation.set(self._operation_settings())
         if self.connection_init_wait_timeout is not None:
             # A timer handle, not a task: it costs far less memory per waiting socket.
             self._init_timer = asyncio.get_running_loop().call_later(
@@ -358,18 +369,16 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             actions = self.machine.receive_text(text)
         else:
             actions = self.machine.receive_bytes(message.get("bytes") or b"")
-        await self._perform(actions)
+        await self._handle(actions)
 
     async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
         self._closed = True
         self._cancel_init_timer()
         if self.machine is not None:
+            # Its StopOperation actions need not be carried out: closing the runner
+            # cancels every task of the connection.
             self.machine.close(CloseCode.NORMAL, "")
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._operations.close()
         if self.machine is not None:
             try:
                 await self.on_disconnect(message.get("code", CloseCode.NORMAL))
@@ -378,6 +387,11 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         await super().websocket_disconnect(message)
 
     # --- carrying out the machine's actions --------------------------------------------------
+
+    async def _handle(self, actions: list[Action]) -> None:
+        # Every action list of the machine goes through the runner, which starts and
+        # stops the operations and hands the rest back to _perform, in order.
+        await self._operations.handle(actions)
 
     async def _perform(self, actions: list[Action]) -> None:
         for action in actions:
@@ -388,16 +402,10 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
                     await self._send_text(text)
                 case Close(code, reason):
                     await self._close(code, reason)
-                case StartOperation(operation):
-                    self._start_operation(operation)
-                case StopOperation(operation):
-                    self._waiting_operations.pop(operation, None)
-                    task = self._operation_tasks.pop(operation, None)
-                    if task is not None:
-                        task.cancel()
                 case ConnectionInitRequested(payload):
                     self._cancel_init_timer()
-                    self._spawn(self._initialise(payload))
+                    self._operations.spawn(self._initialise(payload))
+                # StartOperation and StopOperation are the runner's: they never get here.
 
     async def _send_text(self, text: str) -> None:
         if self._closed:
@@ -416,31 +424,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
             # A plain int: Daphne (autobahn) refuses int subclasses such as CloseCode.
             await self.close(int(code), reason)
 
-    def _spawn(self, coroutine: Any, operation: Operation | None = None) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        if operation is None:
-            task.add_done_callback(self._task_done)
-        else:
-            task.add_done_callback(functools.partial(self._task_done, operation=operation))
-        return task
-
-    def _task_done(self, task: asyncio.Task[None], operation: Operation | None = None) -> None:
-        self._tasks.discard(task)
-        if operation is not None and self._operation_tasks.get(operation) is task:
-            del self._operation_tasks[operation]
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("A task of the connection failed", exc_info=task.exception())
-
     # --- connection handshake and timers -------------------------------------------------------
-
-    def _operation_settings(self) -> OperationSettings:
-        settings = _operation_settings.get(type(self))
-        if settings is None:
-            settings = _operation_settings[type(self)] = OperationSettings(
-                self.notification_queue_limit, self.max_groups_per_subscription
-            )
-        return settings
 
     def _cancel_init_timer(self) -> None:
         if self._init_timer is not None:
@@ -452,7 +436,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         assert self.machine is not None
         actions = self.machine.init_timeout()
         if actions:
-            self._spawn(self._perform(actions))
+            self._operations.spawn(self._handle(actions))
 
     async def _initialise(self, payload: dict[str, Any]) -> None:
         assert self.machine is not None
@@ -460,171 +444,35 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         try:
             ack = await self.on_connect(payload)
         except ConnectionRejected as exc:
-            await self._perform(self.machine.reject_connection(exc.payload))
+            await self._handle(self.machine.reject_connection(exc.payload))
             return
         except Exception:
             logger.exception("on_connect raised")
-            await self._perform(self.machine.reject_connection({"message": "Forbidden"}))
+            await self._handle(self.machine.reject_connection({"message": "Forbidden"}))
             return
         actions = self.machine.accept_connection(ack)
         if self.send_ping_every is not None and actions:
             if self.machine.keepalive_on_ack:
                 actions += self.machine.keepalive()
-            self._spawn(self._keepalive_timer(self.send_ping_every))
-        await self._perform(actions)
+            self._operations.spawn(self._keepalive_timer(self.send_ping_every))
+        await self._handle(actions)
 
     async def _keepalive_timer(self, every: float) -> None:
         assert self.machine is not None
         while not self._closed:
             await asyncio.sleep(every)
-            await self._perform(self.machine.keepalive())
+            await self._handle(self.machine.keepalive())
 
-    # --- operations ------------------------------------------------------------------------------
 
-    def _start_operation(self, operation: Operation) -> None:
-        if self.strict_ordering:
-            if self._operation_waiting is None:
-                self._operation_waiting = asyncio.Event()
-                self._spawn(self._run_in_order(self._operation_waiting))
-            self._waiting_operations[operation] = None
-            self._operation_waiting.set()
-            return
-        self._launch(operation, None)
+class _ConsumerSink:
+    """A consumer as its runner sees it: its ``_perform`` and its ``on_operation`` hook.
 
-    def _launch(self, operation: Operation, ready: asyncio.Event | None) -> asyncio.Task[None]:
-        task = self._spawn(self._run_operation(operation, ready), operation)
-        self._operation_tasks[operation] = task
-        return task
+    A separate object, because a public ``perform`` of the consumer would be the handler
+    of channel-layer messages of type ``perform``.
+    """
 
-    async def _run_in_order(self, operation_waiting: asyncio.Event) -> None:
-        while True:
-            while not self._waiting_operations:
-                operation_waiting.clear()
-                await operation_waiting.wait()
-            operation = next(iter(self._waiting_operations))
-            del self._waiting_operations[operation]
-            ready = asyncio.Event()
-            task = self._launch(operation, ready)
-            waiter = asyncio.ensure_future(ready.wait())
-            try:
-                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
+    __slots__ = ("on_operation", "perform")
 
-    async def _run_operation(self, operation: Operation, ready: asyncio.Event | None) -> None:
-        machine = self.machine
-        assert machine is not None
-        try:
-            try:
-                await self.on_operation(operation.id, operation.payload)
-            except OperationRejected as exc:
-                await self._perform(
-                    machine.send_errors(operation, [error(str(exc) or "Operation rejected")])
-                )
-                return
-            except GraphQLError as exc:
-                await self._perform(machine.send_errors(operation, format_errors([exc])))
-                return
-            except Exception:
-                # A bug of the hook, or of what it calls: its text is not for the client
-                # (it may name a database or a broker).
-                logger.exception("on_operation raised; operation %r refused", operation.id)
-                await self._perform(machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)]))
-                return
-            run = self.executor().start(operation.payload, self.context)
-            try:
-                await self._run_prepared(operation, run, ready)
-            finally:
-                await run.close()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("Operation %r failed", operation.id)
-            await self._perform(machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)]))
-        finally:
-            if ready is not None:
-                ready.set()
-
-    async def _run_prepared(
-        self, operation: Operation, run: OperationRun, ready: asyncio.Event | None
-    ) -> None:
-        machine = self.machine
-        assert machine is not None
-        prepared = await run.prepare()
-        # From here on the operation needs only what was prepared (the declared
-        # variables, coerced when it runs): the frame's other contents, unused variables
-        # and extensions included, are let go (once read: a subscription's confirmation
-        # may be asked for there).
-        confirm = self.confirm_subscriptions or confirmation_requested(operation.payload)
-        operation.payload = RELEASED_PAYLOAD
-        if isinstance(prepared, list):
-            await self._perform(machine.send_errors(operation, prepared))
-            return
-        size = self._charge(prepared)
-        if size is None:
-            message = (
-                "Too much in this connection's operations: their documents' tokens and "
-                "their variables' values may total at most "
-                f"{self.max_operations_size_per_connection} (max_operations_size_per_connection)"
-            )
-            await self._perform(machine.send_errors(operation, [error(message)]))
-            return
-        try:
-            if prepared.operation_type is OperationType.SUBSCRIPTION:
-                stream = await run.subscribe(prepared)
-                del prepared  # the raw variables: the stream keeps the coerced ones
-                await self._run_subscription(operation, stream, ready, confirm=confirm)
-                return
-            result = await run.execute(prepared)
-            await self._perform(machine.send_result(operation, result))
-            await self._perform(machine.complete(operation))
-        finally:
-            self._operations_size -= size
-
-    def _charge(self, prepared: PreparedOperation) -> int | None:
-        """Counts an operation against ``max_operations_size_per_connection``: its size,
-        or None when the connection cannot take it."""
-        limit = self.max_operations_size_per_connection
-        if limit is None:
-            return 0
-        room = limit - self._operations_size - prepared.tokens
-        if room < 0:
-            return None
-        values = count_json_values(prepared.variables, room) if prepared.variables else 0
-        if values > room:
-            return None
-        size = prepared.tokens + values
-        self._operations_size += size
-        return size
-
-    async def _run_subscription(
-        self,
-        operation: Operation,
-        stream: SubscriptionResults | ExecutionResultPayload,
-        ready: asyncio.Event | None,
-        *,
-        confirm: bool,
-    ) -> None:
-        machine = self.machine
-        assert machine is not None
-        # Typed subscriptions are in all their groups once subscribe() has returned:
-        # from here on, no broadcast can be missed, so the confirmation may go out.
-        if ready is not None:
-            ready.set()
-        if isinstance(stream, dict):
-            await self._perform(machine.send_result(operation, stream))
-            await self._perform(machine.complete(operation))
-            return
-        try:
-            if confirm:
-                await self._perform(
-                    machine.send_result(
-                        operation,
-                        cast("ExecutionResultPayload", self.subscription_confirmation_message),
-                    )
-                )
-            async for payload_json in stream:
-                await self._perform(machine.send_serialized_result(operation, payload_json))
-            await self._perform(machine.complete(operation))
-        finally:
-            await stream.aclose()
+    def __init__(self, consumer: GraphqlWsConsumer) -> None:
+        self.perform = consumer._perform
+        self.on_operation = consumer.on_operation

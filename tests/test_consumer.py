@@ -504,7 +504,7 @@ async def test_strict_ordering_forgets_operations_completed_while_waiting() -> N
     await session.send({"type": "ping"})
     assert await session.receive() == {"type": "pong"}
     # Completed while waiting: gone at once, not kept until the head operation ends.
-    assert len(consumer._waiting_operations) == 0
+    assert len(consumer._operations._waiting_operations) == 0
     assert await session.result("head", timeout=10) == {"data": {"asyncSleep": 3.0}}
     await session.completed("head")
     assert await session.nothing()
