@@ -317,13 +317,6 @@ class DocumentCache:
         entry = self.parse(query)
         return self.validate(entry, self._rules)
 
-    async def get_async(self, query: str) -> PreparedDocument:
-        """Like :meth:`get`, with long documents handled off the event loop."""
-        entry = await self.parse_async(query)
-        return await self.validate_async(
-            entry, self._rules, long=len(query) >= LONG_DOCUMENT_LENGTH
-        )
-
     def parse(self, query: str, options: dict[str, Any] | None = None) -> ParsedDocument:
         key = self._key(query, options)
         entry = self._lookup(key)
@@ -448,13 +441,9 @@ def format_result(result: ExecutionResult) -> ExecutionResultPayload:
     return cast("ExecutionResultPayload", result.formatted)
 
 
-def _classify_resolvers(
-    schema: GraphQLSchema,
-) -> tuple[set[Callable[..., Any]], set[Callable[..., Any]]]:
-    """The resolve functions of fields whose user-written resolver is synchronous, and
-    those of subscription root fields."""
+def _classify_resolvers(schema: GraphQLSchema) -> set[Callable[..., Any]]:
+    """The resolve functions of fields whose user-written resolver is synchronous."""
     resolvers: set[Callable[..., Any]] = set()
-    subscription_roots: set[Callable[..., Any]] = set()
     for type_ in schema.type_map.values():
         if type_.name.startswith("__") or not isinstance(
             type_, GraphQLObjectType | GraphQLInterfaceType
@@ -469,16 +458,27 @@ def _classify_resolvers(
                 if not inspect.iscoroutinefunction(field.resolve):
                     resolvers.add(field.resolve)
                 continue
-            if definition.is_subscription:
-                if not getattr(field.resolve, RAISES_PUBLISH_FAILURE, False):
-                    # In the schema itself, not in our middleware: a typed subscription's
-                    # failed publish is the field's error wherever the schema runs
-                    # (Strawberry's own execution included).
-                    field.resolve = _raise_publish_failure(field.resolve)
-                subscription_roots.add(field.resolve)
-            elif definition.base_resolver is not None and not definition.is_async:
+            if (
+                not definition.is_subscription
+                and definition.base_resolver is not None
+                and not definition.is_async
+            ):
                 resolvers.add(field.resolve)
-    return resolvers, subscription_roots
+    return resolvers
+
+
+def _install_publish_failure_resolvers(schema: GraphQLSchema) -> None:
+    """Makes each subscription root field raise the error of a failed ``publish``.
+
+    In the schema itself, not in our middleware: a typed subscription's failed publish
+    is the field's error wherever the schema runs (Strawberry's own execution included).
+    """
+    root = schema.subscription_type
+    if root is None:
+        return
+    for field in root.fields.values():
+        if field.resolve is not None and not getattr(field.resolve, RAISES_PUBLISH_FAILURE, False):
+            field.resolve = _raise_publish_failure(field.resolve)
 
 
 TYPED_SUBSCRIPTION_MARKER: Final = "__cgt_subscription_class__"
@@ -1006,7 +1006,8 @@ class GraphqlExecutor:
         self._max_worker_threads = max_worker_threads
         self._thread_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_pool_lock = threading.Lock()
-        offloaded, _ = _classify_resolvers(self.schema)
+        offloaded = _classify_resolvers(self.schema)
+        _install_publish_failure_resolvers(self.schema)
         # User middleware runs on every field and may read the context (to mask a field
         # for guests, say): with any, no result is shared between subscribers.
         # So may an extension's hook that runs per field or per result; one that only
@@ -1058,14 +1059,6 @@ class GraphqlExecutor:
             return await run.prepare()
         finally:
             await run.close()
-
-    async def execute(
-        self, operation: PreparedOperation, context: Any, root_value: Any = None
-    ) -> ExecutionResultPayload:
-        """Run a prepared query or mutation outside any extension lifecycle (for tests
-        and benchmarks; connections use :meth:`start`)."""
-        run = self.start({"query": operation.query}, context, root_value)
-        return await run.execute(operation)
 
     async def _execute_graphql(
         self,
