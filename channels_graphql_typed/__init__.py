@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from .client import (
+from ._client import (
     GraphqlWsClient,
     GraphqlWsResult,
     GraphqlWsSubscriptionStream,
     GraphqlWsTransport,
     GraphqlWsTransportAiohttp,
 )
-from .consumer import GraphqlWsConsumer
-from .context import Context
-from .exceptions import (
+from ._consumer import GraphqlWsConsumer
+from ._context import Context
+from ._exceptions import (
     ConnectionRejected,
     GraphqlWsClientError,
     GraphqlWsConnectionClosed,
@@ -22,11 +22,11 @@ from .exceptions import (
     OperationRejected,
     PayloadSerializationError,
 )
-from .model_subscription import ModelAction, ModelEvent, ModelSubscription
-from .protocol import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, CloseCode
-from .protocol.messages import CONFIRM_SUBSCRIPTION_EXTENSION, OperationPayload
-from .serialization import register_payload_type
-from .subscription import SKIP, Info, Skip, Subscription
+from ._model_subscription import ModelAction, ModelEvent, ModelSubscription
+from ._protocol import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, CloseCode
+from ._protocol.messages import CONFIRM_SUBSCRIPTION_EXTENSION, OperationPayload
+from ._serialization import register_payload_type
+from ._subscription import SKIP, Info, Skip, Subscription
 
 __all__ = [
     "CONFIRM_SUBSCRIPTION_EXTENSION",

@@ -4,7 +4,7 @@ At ``ready()`` it imports the ``subscriptions`` module of every installed app th
 one (as Django's admin imports ``admin`` modules), so that the model subscriptions
 declared there connect their signal receivers in every process -- a server, a shell, a
 management command, a worker -- and registers the system check of
-:mod:`channels_graphql_typed.checks`.
+:mod:`channels_graphql_typed._checks`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.apps import AppConfig
 from django.core import checks
 from django.utils.module_loading import autodiscover_modules
 
-from .checks import check_model_subscriptions
+from ._checks import check_model_subscriptions
 
 SUBSCRIPTIONS_MODULE: Final = "subscriptions"
 """The module of each installed app that is imported at startup."""

@@ -37,18 +37,18 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
         name="daphne",
     ) from exc
 
-from .client.aiohttp import cookie_header
-from .client.client import DEFAULT_TIMEOUT, GraphqlWsClient
-from .exceptions import GraphqlWsConnectionClosed, GraphqlWsProtocolError, GraphqlWsTimeoutError
-from .protocol.common import CloseCode
-from .protocol.messages import GRAPHQL_TRANSPORT_WS
+from ._client.aiohttp import cookie_header
+from ._client.client import DEFAULT_TIMEOUT, GraphqlWsClient
+from ._exceptions import GraphqlWsConnectionClosed, GraphqlWsProtocolError, GraphqlWsTimeoutError
+from ._protocol.common import CloseCode
+from ._protocol.messages import GRAPHQL_TRANSPORT_WS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
     from channels.utils import _ChannelApplication
 
-    from .client.transport import GraphqlWsTransport as GraphqlWsTransportProtocol
+    from ._client.transport import GraphqlWsTransport as GraphqlWsTransportProtocol
 
 __all__ = ["GraphqlWsTransport", "GraphqlWsTransportCommunicator", "graphql_ws_client"]
 

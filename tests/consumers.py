@@ -11,7 +11,7 @@ from channels_graphql_typed import ConnectionRejected, GraphqlWsConsumer, Operat
 from tests.schema import CounterContext, schema
 
 if TYPE_CHECKING:
-    from channels_graphql_typed.protocol.messages import OperationPayload
+    from channels_graphql_typed._protocol.messages import OperationPayload
 
 
 class SchemaConsumer(GraphqlWsConsumer):

@@ -13,7 +13,8 @@ import strawberry
 from django.db import models
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed import GraphqlWsConsumer, model_subscription
+from channels_graphql_typed import GraphqlWsConsumer
+from channels_graphql_typed import _model_subscription as model_subscription
 from tests.app.models import Gadget, Message, Note, Room
 from tests.schema import Query
 from tests.subscriptions import ROOT_RESOLUTIONS, count_root_resolutions

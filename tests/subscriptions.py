@@ -20,7 +20,7 @@ from tests.app.models import Note
 from tests.schema import Mutation, Query
 
 if TYPE_CHECKING:
-    from channels_graphql_typed.protocol.messages import OperationPayload
+    from channels_graphql_typed._protocol.messages import OperationPayload
 
 
 @dataclasses.dataclass

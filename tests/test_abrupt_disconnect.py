@@ -8,7 +8,7 @@ import json
 
 from channels.layers import get_channel_layer
 
-from channels_graphql_typed.fanout import get_fanout
+from channels_graphql_typed._fanout import get_fanout
 from tests.client.conftest import eventually, serve
 from tests.subscriptions import ConfirmingConsumer
 from tests.test_slow_client import StalledClient

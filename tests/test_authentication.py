@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS
-from channels_graphql_typed.fanout import get_fanout
+from channels_graphql_typed._fanout import get_fanout
 from tests.consumers import HookConsumer
 from tests.helpers import WsSession
 from tests.subscriptions import ConfirmingConsumer, OnPrivate

@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS
-from channels_graphql_typed.fanout import get_fanout
+from channels_graphql_typed._fanout import get_fanout
 from tests.helpers import WsSession
 from tests.subscriptions import ChatEvent, ConfirmingConsumer, OnNewChatMessage, OnSlowPublish
 

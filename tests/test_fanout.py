@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from channels_graphql_typed.fanout import FanOut, NotificationQueue, Registration, end_receive
-from channels_graphql_typed.layer_messages import NotifyMessage, group_send, notify_message
-from channels_graphql_typed.serialization import serialize_payload
+from channels_graphql_typed._fanout import FanOut, NotificationQueue, Registration, end_receive
+from channels_graphql_typed._layer_messages import NotifyMessage, group_send, notify_message
+from channels_graphql_typed._serialization import serialize_payload
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -10,7 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS
-from channels_graphql_typed.fanout import get_fanout
+from channels_graphql_typed._fanout import get_fanout
 from tests.helpers import WsSession
 from tests.subscriptions import ConfirmingConsumer
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from channels_graphql_typed.fanout import FanOut, NotificationQueue, Registration
-from channels_graphql_typed.layer_messages import NOTIFY, group_send, notify_message
-from channels_graphql_typed.serialization import serialize_payload
+from channels_graphql_typed._fanout import FanOut, NotificationQueue, Registration
+from channels_graphql_typed._layer_messages import NOTIFY, group_send, notify_message
+from channels_graphql_typed._serialization import serialize_payload
 
 HANG = 10
 """Seconds after which a wait that should end at once is a hang (a failure, not a

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS
-from channels_graphql_typed.fanout import get_fanout
+from channels_graphql_typed._fanout import get_fanout
 from tests.helpers import WsSession
 from tests.subscriptions import TypedConsumer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels_graphql_typed.layer_messages import (
+from channels_graphql_typed._layer_messages import (
     NOTIFY,
     UNSUBSCRIBE,
     LayerMessage,

@@ -19,8 +19,8 @@ from channels.layers import channel_layers, get_channel_layer
 from django.db import models, transaction
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed import model_subscription
-from channels_graphql_typed.fanout import get_fanout, group_name
+from channels_graphql_typed import _model_subscription as model_subscription
+from channels_graphql_typed._fanout import get_fanout, group_name
 from tests.app.models import Gadget, Message, Note, Room
 from tests.helpers import WsSession
 from tests.model_subscriptions import (
@@ -278,7 +278,7 @@ async def test_fields_of_its_own_are_never_shared_between_subscribers(subprotoco
 
 
 def test_the_event_key_covers_every_field_of_the_result() -> None:
-    from channels_graphql_typed.execution import _event_key
+    from channels_graphql_typed._execution import _event_key
     from tests.model_subscriptions import OnEditableNoteChanged
 
     def event(can_edit: Any, text: str = "a") -> Any:

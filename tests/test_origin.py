@@ -8,7 +8,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GraphqlWsConsumer
-from channels_graphql_typed.origin import default_allowed_origins, origin_allowed, request_origin
+from channels_graphql_typed._origin import default_allowed_origins, origin_allowed, request_origin
 from tests.helpers import WsSession
 from tests.schema import schema
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from channels_graphql_typed import operation
+from channels_graphql_typed import _contract as operation
 from tests.helpers import WsSession
 from tests.strawberry.test_fidelity import SECRET, TYPED, OnFidelity, consumer_for
 
@@ -18,7 +18,7 @@ async def test_one_report_per_broadcast_and_class(
 ) -> None:
     monkeypatch.setattr(operation, "publish_failures", operation.PublishFailureLog(window=0.3))
     monkeypatch.setattr(
-        "channels_graphql_typed.subscription.publish_failures", operation.publish_failures
+        "channels_graphql_typed._subscription.publish_failures", operation.publish_failures
     )
     consumer = consumer_for("none")
     room = f"failures-{subprotocol}"

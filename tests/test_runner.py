@@ -17,29 +17,29 @@ from channels_graphql_typed import (
     Context,
     OperationRejected,
 )
-from channels_graphql_typed.execution import GraphqlExecutor
-from channels_graphql_typed.operation import (
+from channels_graphql_typed._contract import (
     INTERNAL_ERROR_MESSAGE,
     OperationSettings,
     current_operation,
 )
-from channels_graphql_typed.protocol import (
+from channels_graphql_typed._execution import GraphqlExecutor
+from channels_graphql_typed._protocol import (
     PROTOCOL_MACHINES,
     Close,
     ConnectionInitRequested,
     Send,
     SendText,
 )
-from channels_graphql_typed.protocol.common import count_json_values
-from channels_graphql_typed.runner import ConnectionOperations, ServerSettings
+from channels_graphql_typed._protocol.common import count_json_values
+from channels_graphql_typed._runner import ConnectionOperations, ServerSettings
 from tests.schema import schema
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
 
-    from channels_graphql_typed.execution import OperationRun
-    from channels_graphql_typed.protocol import Action
-    from channels_graphql_typed.protocol.messages import OperationPayload
+    from channels_graphql_typed._execution import OperationRun
+    from channels_graphql_typed._protocol import Action
+    from channels_graphql_typed._protocol.messages import OperationPayload
 
 Message = dict[str, Any]
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import strategies as st
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed.serialization import (
+from channels_graphql_typed._serialization import (
     FORMAT_MARKER,
     MAX_PAYLOAD_DEPTH,
     MAX_PAYLOAD_SIZE,
@@ -159,7 +159,7 @@ def test_no_hostile_bytes_crash_a_decoding_process_or_import_a_module() -> None:
         import django
         django.setup()
         import tests.subscriptions
-        from channels_graphql_typed.serialization import deserialize_payload
+        from channels_graphql_typed._serialization import deserialize_payload
         outcomes = {}
         for name, data in json.loads(sys.stdin.read()).items():
             try:

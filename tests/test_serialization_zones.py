@@ -10,7 +10,7 @@ import msgpack
 import pytest
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed.serialization import deserialize_payload, serialize_payload
+from channels_graphql_typed._serialization import deserialize_payload, serialize_payload
 from tests.test_serialization import wire
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")

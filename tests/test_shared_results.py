@@ -79,7 +79,7 @@ def test_only_plain_values_make_events_comparable() -> None:
     import dataclasses
     import datetime
 
-    from channels_graphql_typed.execution import _event_key
+    from channels_graphql_typed._execution import _event_key
     from tests.app.models import Note
 
     @dataclasses.dataclass
@@ -123,7 +123,7 @@ def test_events_that_render_differently_never_share_a_key() -> None:
     import datetime
     import decimal
 
-    from channels_graphql_typed.execution import _event_key
+    from channels_graphql_typed._execution import _event_key
 
     @dataclasses.dataclass
     class Event:
@@ -228,7 +228,7 @@ async def test_a_declared_context_free_scalar_is_shared(subprotocol: str) -> Non
 def test_context_free_scalars_must_name_scalars_of_the_schema() -> None:
     import pytest
 
-    from channels_graphql_typed.execution import GraphqlExecutor
+    from channels_graphql_typed._execution import GraphqlExecutor
     from tests.subscriptions import zoned_schema
 
     GraphqlExecutor(zoned_schema, context_free_scalars=["Celsius", "LocalDateTime"])

@@ -14,8 +14,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed.fanout import get_fanout, group_name
-from channels_graphql_typed.layer_messages import notify_message
+from channels_graphql_typed._fanout import get_fanout, group_name
+from channels_graphql_typed._layer_messages import notify_message
+from channels_graphql_typed._serialization import serialize_payload
 from tests.helpers import WsSession
 from tests.subscriptions import (
     RECEIVED,
@@ -269,7 +270,7 @@ async def test_queue_limit_drops_oldest_and_warns(
             fanout.dispatch(
                 notify_message(
                     group_name(OnLimited.group_namespace, None),
-                    cgt.serialization.serialize_payload(number),
+                    serialize_payload(number),
                 )
             )
     assert len(registration.queue) == 5
@@ -477,7 +478,7 @@ class Tagged:
 
 
 def test_named_tuples_and_post_init_dataclasses_round_trip_unchanged() -> None:
-    from channels_graphql_typed.serialization import deserialize_payload, serialize_payload
+    from channels_graphql_typed._serialization import deserialize_payload, serialize_payload
 
     point = deserialize_payload(serialize_payload(Point(1, 2)))
     assert type(point) is Point

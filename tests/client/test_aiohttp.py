@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed.client.aiohttp import cookie_header
+from channels_graphql_typed._client.aiohttp import cookie_header
 from tests.client.conftest import HOST
 
 if TYPE_CHECKING:

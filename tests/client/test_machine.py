@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, GraphqlWsProtocolError
-from channels_graphql_typed.client.machine import (
+from channels_graphql_typed._client.machine import (
     ClientProtocolMachine,
     ClientState,
     ConnectionAcknowledged,
@@ -21,7 +21,7 @@ from channels_graphql_typed.client.machine import (
     ResultReceived,
     SendMessage,
 )
-from channels_graphql_typed.protocol import (
+from channels_graphql_typed._protocol import (
     PROTOCOL_MACHINES,
     ConnectionInitRequested,
     Send,
@@ -29,9 +29,9 @@ from channels_graphql_typed.protocol import (
 )
 
 if TYPE_CHECKING:
-    from channels_graphql_typed.client.machine import ClientEvent
-    from channels_graphql_typed.protocol import Action, Operation
-    from channels_graphql_typed.protocol.messages import FormattedError, PongMessage
+    from channels_graphql_typed._client.machine import ClientEvent
+    from channels_graphql_typed._protocol import Action, Operation
+    from channels_graphql_typed._protocol.messages import FormattedError, PongMessage
 
 
 def frame(message: dict[str, Any]) -> str:

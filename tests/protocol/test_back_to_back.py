@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from channels_graphql_typed.protocol import (
+from channels_graphql_typed._protocol import (
     Close,
     ConnectionInitRequested,
     ConnectionState,
@@ -29,8 +29,8 @@ from channels_graphql_typed.protocol import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from channels_graphql_typed.protocol import Action, Operation, ProtocolMachine
-    from channels_graphql_typed.protocol.messages import ExecutionResultPayload
+    from channels_graphql_typed._protocol import Action, Operation, ProtocolMachine
+    from channels_graphql_typed._protocol.messages import ExecutionResultPayload
 
 SUBSCRIPTION = "subscription { ticks }"
 QUERY = "{ hello }"

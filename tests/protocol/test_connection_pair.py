@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS
-from channels_graphql_typed.client.machine import (
+from channels_graphql_typed._client.machine import (
     ClientProtocolMachine,
     ClientState,
     ConnectionAcknowledged,
@@ -29,7 +29,7 @@ from channels_graphql_typed.client.machine import (
     ResultReceived,
     SendMessage,
 )
-from channels_graphql_typed.protocol import (
+from channels_graphql_typed._protocol import (
     PROTOCOL_MACHINES,
     Close,
     CloseCode,
@@ -40,12 +40,12 @@ from channels_graphql_typed.protocol import (
     StartOperation,
     StopOperation,
 )
-from channels_graphql_typed.protocol.common import TOO_MANY_OPERATIONS
+from channels_graphql_typed._protocol.common import TOO_MANY_OPERATIONS
 
 if TYPE_CHECKING:
-    from channels_graphql_typed.client.machine import ClientEvent, ClientMessage
-    from channels_graphql_typed.protocol import Action, Operation, ProtocolMachine
-    from channels_graphql_typed.protocol.messages import ExecutionResultPayload, FormattedError
+    from channels_graphql_typed._client.machine import ClientEvent, ClientMessage
+    from channels_graphql_typed._protocol import Action, Operation, ProtocolMachine
+    from channels_graphql_typed._protocol.messages import ExecutionResultPayload, FormattedError
 
 QUERY = "{ hello }"
 SUBSCRIPTION = "subscription { ticks }"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from channels_graphql_typed.protocol import (
+from channels_graphql_typed._protocol import (
     GRAPHQL_WS,
     PROTOCOL_MACHINES,
     Close,
@@ -25,7 +25,7 @@ from channels_graphql_typed.protocol import (
     StartOperation,
     StopOperation,
 )
-from channels_graphql_typed.protocol.common import (
+from channels_graphql_typed._protocol.common import (
     MAX_CLOSE_REASON_BYTES,
     MAX_OPERATION_ID_LENGTH,
     TOO_MANY_OPERATIONS,
@@ -34,8 +34,8 @@ from channels_graphql_typed.protocol.common import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from channels_graphql_typed.protocol import Action, Operation
-    from channels_graphql_typed.protocol.messages import ExecutionResultPayload, FormattedError
+    from channels_graphql_typed._protocol import Action, Operation
+    from channels_graphql_typed._protocol.messages import ExecutionResultPayload, FormattedError
 
 QUERY = "subscription { ticks }"
 LIVE_STATES = [ConnectionState.AWAITING_INIT, ConnectionState.INITIALISING, ConnectionState.READY]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from channels_graphql_typed.protocol import (
+from channels_graphql_typed._protocol import (
     GraphqlTransportWsProtocol,
     GraphqlWsProtocol,
     ProtocolMachine,
@@ -18,7 +18,7 @@ from channels_graphql_typed.protocol import (
 )
 
 if TYPE_CHECKING:
-    from channels_graphql_typed.protocol.messages import ExecutionResultPayload
+    from channels_graphql_typed._protocol.messages import ExecutionResultPayload
 
 
 def started(

@@ -16,10 +16,10 @@ import redis.asyncio
 from channels.layers import get_channel_layer
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed.fanout import group_name
-from channels_graphql_typed.layer_messages import NOTIFY, group_send, notify_message
-from channels_graphql_typed.operation import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION
-from channels_graphql_typed.serialization import MAX_PAYLOAD_DEPTH
+from channels_graphql_typed._contract import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION
+from channels_graphql_typed._fanout import group_name
+from channels_graphql_typed._layer_messages import NOTIFY, group_send, notify_message
+from channels_graphql_typed._serialization import MAX_PAYLOAD_DEPTH
 from tests.scale_out.conftest import CLIENT_TIMEOUT, connected, new_room, next_text, subscribers
 from tests.subscriptions import ChatEvent, OnNewChatMessage, OnRooms
 from tests.test_serialization import HOSTILE

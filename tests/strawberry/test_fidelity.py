@@ -34,7 +34,7 @@ from strawberry.types.execution import PreExecutionError
 
 import channels_graphql_typed as cgt
 from channels_graphql_typed import GraphqlWsConsumer
-from channels_graphql_typed.fanout import get_fanout, group_name
+from channels_graphql_typed._fanout import get_fanout, group_name
 from tests.app.models import Note
 from tests.helpers import WsSession
 
@@ -441,7 +441,7 @@ def test_masked_results_stay_shared_and_resolve_hooks_stop_sharing() -> None:
 
 
 def test_validation_of_extension_rules_is_cached_when_they_capture_plain_values() -> None:
-    from channels_graphql_typed.execution import rules_key
+    from channels_graphql_typed._execution import rules_key
 
     first = QueryDepthLimiter(max_depth=2).validation_rules
     second = QueryDepthLimiter(max_depth=2).validation_rules

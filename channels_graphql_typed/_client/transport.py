@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..protocol.common import CloseCode
+from .._protocol.common import CloseCode
 
 
 class GraphqlWsTransport(Protocol):

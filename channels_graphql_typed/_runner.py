@@ -2,20 +2,20 @@
 
 Theory of operation
 -------------------
-A protocol machine (:mod:`channels_graphql_typed.protocol`) decides which operations a
+A protocol machine (:mod:`channels_graphql_typed._protocol`) decides which operations a
 connection has and what goes over the wire; it runs nothing. A transport (the WebSocket
 consumer today; an HTTP or SSE one tomorrow) owns the I/O. Between the two sits one
 :class:`ConnectionOperations` per connection, the same for every transport:
 
 * The transport hands it every list of actions its machine returns
   (:meth:`ConnectionOperations.handle`). The runner carries out
-  :class:`~channels_graphql_typed.protocol.StartOperation` and
-  :class:`~channels_graphql_typed.protocol.StopOperation` itself and passes every other
+  :class:`~channels_graphql_typed._protocol.StartOperation` and
+  :class:`~channels_graphql_typed._protocol.StopOperation` itself and passes every other
   action, in order, to the transport's :class:`OperationSink`, whose ``perform`` does
   the I/O (sends, closes, the handshake).
 * Each operation runs in a task of its own. The sink's ``on_operation`` hook comes
   first and may refuse it. Then the operation goes through
-  :class:`~channels_graphql_typed.execution.OperationRun`: ``prepare`` (parse, validate,
+  :class:`~channels_graphql_typed._execution.OperationRun`: ``prepare`` (parse, validate,
   select), the connection's budget (``max_operations_size_per_connection``), then
   ``execute`` (a query or mutation: its result, then complete) or ``subscribe`` (the
   confirmation when asked for, then every result until the stream ends or the client
@@ -34,7 +34,7 @@ Errors: an :class:`~channels_graphql_typed.OperationRejected` raised by ``on_ope
 is an answer, and its message goes to the client; a ``GraphQLError`` goes as GraphQL
 errors. Anything else is a bug, whose text is not for the client (it may name a database
 or a broker): it is logged with its traceback and the client gets
-:data:`~channels_graphql_typed.operation.INTERNAL_ERROR_MESSAGE`. So does any other failure
+:data:`~channels_graphql_typed._contract.INTERNAL_ERROR_MESSAGE`. So does any other failure
 of the server while an operation runs.
 
 What a server class decides for all its connections is one frozen
@@ -51,25 +51,25 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from graphql import GraphQLError, OperationType
 
-from .exceptions import OperationRejected
-from .execution import GraphqlExecutor, format_errors
-from .fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT
-from .operation import INTERNAL_ERROR_MESSAGE, OperationSettings, current_operation
-from .protocol import StartOperation, StopOperation
-from .protocol.common import (
+from ._contract import INTERNAL_ERROR_MESSAGE, OperationSettings, current_operation
+from ._exceptions import OperationRejected
+from ._execution import GraphqlExecutor, format_errors
+from ._fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT
+from ._protocol import StartOperation, StopOperation
+from ._protocol.common import (
     DEFAULT_MAX_OPERATIONS_SIZE,
     RELEASED_PAYLOAD,
     count_json_values,
     error,
 )
-from .protocol.messages import ExecutionResultPayload, confirmation_requested
+from ._protocol.messages import ExecutionResultPayload, confirmation_requested
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Sequence
 
-    from .execution import OperationRun, PreparedOperation, SubscriptionResults
-    from .protocol import Action, Operation
-    from .protocol.messages import FormattedError, OperationPayload
+    from ._execution import OperationRun, PreparedOperation, SubscriptionResults
+    from ._protocol import Action, Operation
+    from ._protocol.messages import FormattedError, OperationPayload
 
 logger = logging.getLogger("channels_graphql_typed")
 
@@ -105,7 +105,7 @@ class ServerSettings:
     """The confirmation's payload: a subscription's first result once it is registered."""
     operation: OperationSettings = _DEFAULT_OPERATION_SETTINGS
     """What the typed subscriptions an operation opens read of the server (see
-    :data:`~channels_graphql_typed.operation.current_operation`)."""
+    :data:`~channels_graphql_typed._contract.current_operation`)."""
 
 
 class OperationMachine(Protocol):

@@ -33,15 +33,15 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
-from ..exceptions import (
+from .._exceptions import (
     GraphqlWsClientError,
     GraphqlWsConnectionClosed,
     GraphqlWsProtocolError,
     GraphqlWsResponseError,
     GraphqlWsTimeoutError,
 )
-from ..protocol.common import CloseCode
-from ..protocol.messages import CONFIRM_SUBSCRIPTION_EXTENSION, GRAPHQL_TRANSPORT_WS
+from .._protocol.common import CloseCode
+from .._protocol.messages import CONFIRM_SUBSCRIPTION_EXTENSION, GRAPHQL_TRANSPORT_WS
 from .machine import (
     ClientProtocolMachine,
     ConnectionAcknowledged,
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
     from types import TracebackType
 
-    from ..protocol.messages import OperationPayload, Subprotocol
+    from .._protocol.messages import OperationPayload, Subprotocol
     from .machine import ClientEvent, ClientMessage, OperationEvent
     from .transport import GraphqlWsTransport
 

@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgpack
 
-from .exceptions import PayloadSerializationError
+from ._exceptions import PayloadSerializationError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -1,6 +1,6 @@
 """What the server tells the subscriptions it runs, and what they hand back.
 
-The operation runner (:mod:`channels_graphql_typed.runner`) sets
+The operation runner (:mod:`channels_graphql_typed._runner`) sets
 :data:`current_operation` in each operation's task before it hands the operation to
 graphql-core; a typed subscription set up inside that task reads the server's settings
 from it. Executed by any other server, a typed subscription finds

@@ -5,8 +5,8 @@ from __future__ import annotations
 import http.cookies
 from typing import TYPE_CHECKING
 
-from ..exceptions import GraphqlWsConnectionClosed, GraphqlWsProtocolError
-from ..protocol.common import CloseCode
+from .._exceptions import GraphqlWsConnectionClosed, GraphqlWsProtocolError
+from .._protocol.common import CloseCode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

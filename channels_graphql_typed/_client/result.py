@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..protocol.messages import ExecutionResultPayload, FormattedError
+from .._protocol.messages import ExecutionResultPayload, FormattedError
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

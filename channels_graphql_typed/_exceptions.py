@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client.result import GraphqlWsResult
-    from .protocol.messages import FormattedError
+    from ._client.result import GraphqlWsResult
+    from ._protocol.messages import FormattedError
 
 
 class GraphqlWsError(Exception):

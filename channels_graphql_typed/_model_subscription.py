@@ -55,9 +55,9 @@ from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.models.signals import post_delete, post_save
 from strawberry.scalars import JSON
 
-from .checks import record_model_subscription
-from .serialization import serialize_payload
-from .subscription import SKIP, Info, Skip, Subscription, _has_resolvers, _overrides
+from ._checks import record_model_subscription
+from ._serialization import serialize_payload
+from ._subscription import SKIP, Info, Skip, Subscription, _has_resolvers, _overrides
 
 logger = logging.getLogger("channels_graphql_typed")
 

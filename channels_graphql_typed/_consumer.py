@@ -1,9 +1,9 @@
 """The I/O shell: a Channels consumer that serves a Strawberry schema over WebSocket.
 
 The consumer owns the socket and nothing else. Every protocol decision is taken by the
-sans-IO machine of the negotiated subprotocol (:mod:`channels_graphql_typed.protocol`);
+sans-IO machine of the negotiated subprotocol (:mod:`channels_graphql_typed._protocol`);
 every operation is run by the connection's
-:class:`~channels_graphql_typed.runner.ConnectionOperations`, which the next transports
+:class:`~channels_graphql_typed._runner.ConnectionOperations`, which the next transports
 share. A frame goes in to the machine, the machine's actions go to the runner, which
 starts and stops operations and hands the rest back to
 :meth:`GraphqlWsConsumer._perform`: send, close, run ``on_connect``. Results come the same
@@ -12,11 +12,11 @@ way, from the runner through the machine to ``_perform``.
 What stays here besides the socket is what only WebSocket has: the origin check, the
 choice of subprotocol, the ``connection_init`` handshake (``on_connect``) with its wait
 timer, and the keep-alive timer. Those timers and the ``on_connect`` task are tasks of
-the runner too (:meth:`~channels_graphql_typed.runner.ConnectionOperations.spawn`), so
+the runner too (:meth:`~channels_graphql_typed._runner.ConnectionOperations.spawn`), so
 that disconnect cancels and awaits everything at once: nothing outlives the socket.
 
 The class attributes that concern operations are read once per class into a
-:class:`~channels_graphql_typed.runner.ServerSettings`, executor included; the ones of
+:class:`~channels_graphql_typed._runner.ServerSettings`, executor included; the ones of
 the socket are read when it connects.
 """
 
@@ -34,9 +34,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import path
 
-from .context import Context
-from .exceptions import ConnectionRejected
-from .execution import (
+from ._context import Context
+from ._contract import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION, OperationSettings
+from ._exceptions import ConnectionRejected
+from ._execution import (
     DEFAULT_DOCUMENT_CACHE_SIZE,
     DEFAULT_DOCUMENT_CACHE_TOKENS,
     DEFAULT_MAX_QUERY_ALIASES,
@@ -45,10 +46,9 @@ from .execution import (
     DEFAULT_MAX_RESULT_SIZE,
     GraphqlExecutor,
 )
-from .fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT, get_fanout
-from .operation import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION, OperationSettings
-from .origin import default_allowed_origins, origin_allowed, request_origin
-from .protocol import (
+from ._fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT, get_fanout
+from ._origin import default_allowed_origins, origin_allowed, request_origin
+from ._protocol import (
     PROTOCOL_MACHINES,
     SUBPROTOCOLS,
     Close,
@@ -58,8 +58,8 @@ from .protocol import (
     Send,
     SendText,
 )
-from .protocol.common import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OPERATIONS_SIZE
-from .runner import ConnectionOperations, ServerSettings
+from ._protocol.common import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OPERATIONS_SIZE
+from ._runner import ConnectionOperations, ServerSettings
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -74,8 +74,8 @@ if TYPE_CHECKING:
     from channels.routing import URLRouter, _ExtendedURLPattern
     from graphql import ASTValidationRule
 
-    from .protocol import Action
-    from .protocol.messages import ExecutionResultPayload, OperationPayload
+    from ._protocol import Action
+    from ._protocol.messages import ExecutionResultPayload, OperationPayload
 
     # What URLRouter's list holds; a union, so that a list of routes held in a variable
     # (``list`` is invariant) is what URLRouter takes too.
@@ -101,7 +101,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     """Accepted subprotocols; the client's first offered one that is listed here wins."""
 
     allowed_origins: ClassVar[Sequence[str] | None] = None
-    """Origins whose pages may open a socket (see :mod:`channels_graphql_typed.origin`):
+    """Origins whose pages may open a socket (see :mod:`channels_graphql_typed._origin`):
     ``"*"``, exact origins (``"https://chat.example.com"``) or ``ALLOWED_HOSTS``-style
     host patterns. None: the hosts of ``ALLOWED_HOSTS``. A handshake with another
     ``Origin`` is refused (HTTP 403); one without ``Origin`` (not a browser) is accepted."""
@@ -188,7 +188,7 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     """Send ``subscription_confirmation_message`` as the first result of every
     subscription, once it is registered in all its groups. Without it, a client gets the
     confirmation of the subscriptions whose ``extensions`` ask for it
-    (:data:`~channels_graphql_typed.protocol.messages.CONFIRM_SUBSCRIPTION_EXTENSION`)."""
+    (:data:`~channels_graphql_typed._protocol.messages.CONFIRM_SUBSCRIPTION_EXTENSION`)."""
 
     subscription_confirmation_message: ClassVar[dict[str, Any]] = {"data": None}
     """The confirmation's payload (sent in a ``next`` / ``data`` message)."""

@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 :class:`ClientProtocolMachine` is the client's counterpart of the server machines in
-:mod:`channels_graphql_typed.protocol`: it never awaits and never touches a socket.
-The I/O shell (:class:`~channels_graphql_typed.client.GraphqlWsClient`) asks it for
+:mod:`channels_graphql_typed._protocol`: it never awaits and never touches a socket.
+The I/O shell (:class:`~channels_graphql_typed._client.GraphqlWsClient`) asks it for
 the messages to send -- :meth:`~ClientProtocolMachine.initialise`,
 :meth:`~ClientProtocolMachine.start`, :meth:`~ClientProtocolMachine.stop`,
 :meth:`~ClientProtocolMachine.ping`, :meth:`~ClientProtocolMachine.terminate` -- and
@@ -47,9 +47,9 @@ import dataclasses
 import enum
 from typing import TYPE_CHECKING, Any, cast
 
-from ..exceptions import GraphqlWsProtocolError
-from ..protocol.common import InvalidMessage, decode_frame, optional_field
-from ..protocol.messages import (
+from .._exceptions import GraphqlWsProtocolError
+from .._protocol.common import InvalidMessage, decode_frame, optional_field
+from .._protocol.messages import (
     GRAPHQL_TRANSPORT_WS,
     SUBPROTOCOLS,
     ExecutionResultPayload,
@@ -59,7 +59,7 @@ from ..protocol.messages import (
 )
 
 if TYPE_CHECKING:
-    from ..protocol.messages import (
+    from .._protocol.messages import (
         CompleteMessage,
         ConnectionInitMessage,
         LegacyConnectionTerminateMessage,

@@ -66,8 +66,8 @@ from typing import TYPE_CHECKING, Any, Final
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
 
-from .exceptions import PayloadSerializationError
-from .layer_messages import (
+from ._exceptions import PayloadSerializationError
+from ._layer_messages import (
     PROBE,
     UNSUBSCRIBE,
     WAKE_UP,
@@ -78,7 +78,7 @@ from .layer_messages import (
     send,
     wake_up_message,
 )
-from .serialization import deserialize_payload
+from ._serialization import deserialize_payload
 
 if TYPE_CHECKING:
     from channels.layers import BaseChannelLayer
@@ -102,7 +102,7 @@ MALFORMED_LOG_INTERVAL: Final = 60.0
 """Seconds during which further malformed channel-layer messages are counted, not
 logged, after one was logged."""
 PROBE_GROUP: Final = PROBE
-"""Retries send a :class:`~channels_graphql_typed.layer_messages.ProbeMessage` to this
+"""Retries send a :class:`~channels_graphql_typed._layer_messages.ProbeMessage` to this
 group, which nobody joins: a harmless round trip to the layer."""
 
 _SAFE_GROUP = re.compile(r"[A-Za-z0-9_\-.]{1,48}")
@@ -704,7 +704,7 @@ class FanOut:
 
         The message is untrusted (see README, "The channel layer is a trust boundary"):
         one that is not a well-formed fan-out message (see
-        :func:`~channels_graphql_typed.layer_messages.read_layer_message`) is dropped
+        :func:`~channels_graphql_typed._layer_messages.read_layer_message`) is dropped
         with a warning (see :meth:`ChannelLayerHealth.malformed_message`); one of a group
         without local members (left a moment ago) is dropped silently.
         """

@@ -67,8 +67,8 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types.execution import ExecutionContext as StrawberryExecutionContext
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
-from .exceptions import OperationRejected
-from .operation import ALREADY_REPORTED, PublishFailure
+from ._contract import ALREADY_REPORTED, PublishFailure
+from ._exceptions import OperationRejected
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Collection, Sequence
@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     import strawberry
     from graphql.execution.executor import Executor
 
-    from .protocol.messages import ExecutionResultPayload, FormattedError, OperationPayload
+    from ._protocol.messages import ExecutionResultPayload, FormattedError, OperationPayload
 
 logger = logging.getLogger("channels_graphql_typed")
 

@@ -46,10 +46,17 @@ from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
 from graphql import GraphQLError
 
-from .context import Context
-from .exceptions import OperationRejected
-from .execution import TYPED_SUBSCRIPTION_MARKER
-from .fanout import (
+from ._context import Context
+from ._contract import (
+    DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION,
+    INTERNAL_ERROR_MESSAGE,
+    PublishFailure,
+    current_operation,
+    publish_failures,
+)
+from ._exceptions import OperationRejected
+from ._execution import TYPED_SUBSCRIPTION_MARKER
+from ._fanout import (
     DEFAULT_NOTIFICATION_QUEUE_LIMIT,
     END,
     FanOut,
@@ -60,15 +67,8 @@ from .fanout import (
     get_fanout,
     group_name,
 )
-from .layer_messages import group_send, notify_message, unsubscribe_message
-from .operation import (
-    DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION,
-    INTERNAL_ERROR_MESSAGE,
-    PublishFailure,
-    current_operation,
-    publish_failures,
-)
-from .serialization import copy_payload, register_annotation, serialize_payload
+from ._layer_messages import group_send, notify_message, unsubscribe_message
+from ._serialization import copy_payload, register_annotation, serialize_payload
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence

@@ -9,7 +9,7 @@ that builds each: nothing else spells a message out.
 * :class:`UnsubscribeMessage` -- end every subscription in ``group``;
 * :class:`WakeUpMessage`, :class:`ProbeMessage` -- the fan-out's own, which carry
   nothing: a wake-up ends a receive that did not end when cancelled, a probe is a
-  harmless round trip while the layer fails (see :mod:`channels_graphql_typed.fanout`).
+  harmless round trip while the layer fails (see :mod:`channels_graphql_typed._fanout`).
 
 Receiving
 ---------
@@ -18,7 +18,7 @@ boundary"): whatever can write to it can put anything on a process's channel. A
 received message is therefore an ``object`` until :func:`read_layer_message` has checked
 every field it has; one that is not a well-formed message raises
 :class:`MalformedLayerMessage` saying why. The payload's bytes are not decoded here:
-:func:`~channels_graphql_typed.serialization.deserialize_payload` does that, once per
+:func:`~channels_graphql_typed._serialization.deserialize_payload` does that, once per
 process and only for a group with local subscribers.
 """
 
@@ -47,7 +47,7 @@ class NotifyMessage(TypedDict):
     group: str
     """The Channels group the message was sent to (see ``fanout.group_name``)."""
     payload: bytes
-    """The payload as :func:`~channels_graphql_typed.serialization.serialize_payload`
+    """The payload as :func:`~channels_graphql_typed._serialization.serialize_payload`
     encoded it."""
 
 
