@@ -30,6 +30,7 @@ LISTEN: Final = (
 )
 
 
+# --8<-- [start:chat_client-1]
 async def print_lobby(url: str, messages: float = math.inf) -> None:
     transport = cgt.GraphqlWsTransportAiohttp(url)  # no Origin header: not a browser
     async with cgt.GraphqlWsClient(transport, subprotocol="graphql-transport-ws") as client:
@@ -49,6 +50,9 @@ async def print_lobby(url: str, messages: float = math.inf) -> None:
                 received += 1
                 if received >= messages:
                     break
+
+
+# --8<-- [end:chat_client-1]
 
 
 if __name__ == "__main__":

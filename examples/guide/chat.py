@@ -15,6 +15,7 @@ from .models import OnMessageChanged
 logger = logging.getLogger(__name__)
 
 
+# --8<-- [start:chat-2]
 @dataclasses.dataclass
 class ChatEvent:  # what broadcast() carries
     chatroom: str
@@ -46,6 +47,9 @@ class OnNewChatMessage(cgt.Subscription[ChatEvent]):
         logger.info("%s left %s", info.context.channel_name, chatroom)
 
 
+# --8<-- [end:chat-2]
+
+
 @strawberry.type
 class Query:
     @strawberry.field
@@ -71,16 +75,23 @@ class Subscription:
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
 
 
+# --8<-- [start:chat-5]
 class ChatContext(cgt.Context):
     messages_sent: int = 0
 
 
+# --8<-- [end:chat-5]
+
+
+# --8<-- [start:chat-1]
 class ChatConsumer(cgt.GraphqlWsConsumer):
     schema = schema
     context_class = ChatContext
     confirm_subscriptions = True
     send_ping_every = 20
+    # --8<-- [end:chat-1]
 
+    # --8<-- [start:chat-4]
     async def on_connect(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         if payload.get("token") != "let me in":
             raise cgt.ConnectionRejected({"message": "Bad token"})
@@ -95,7 +106,10 @@ class ChatConsumer(cgt.GraphqlWsConsumer):
         # Every task of the connection has ended.
         logger.info("connection closed with code %s", code)
 
+    # --8<-- [end:chat-4]
 
+
+# --8<-- [start:chat-3]
 def close_room(chatroom: str) -> None:  # sync code: a view, a command, a Celery task
     OnNewChatMessage.unsubscribe_sync(group=chatroom)
 
@@ -103,3 +117,6 @@ def close_room(chatroom: str) -> None:  # sync code: a view, a command, a Celery
 def announce(text: str) -> None:
     event = ChatEvent(chatroom="lobby", text=text, sender="system", sender_channel="")
     OnNewChatMessage.broadcast_sync(payload=event)  # group=None: every subscriber
+
+
+# --8<-- [end:chat-3]

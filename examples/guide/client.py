@@ -9,6 +9,7 @@ from channels_graphql_typed.testing import graphql_ws_client
 from examples.guide.chat import ChatConsumer
 
 
+# --8<-- [start:client-1]
 async def test_chat_consumer() -> None:
     async with graphql_ws_client(
         ChatConsumer.as_asgi(), connection_params={"token": "let me in"}
@@ -17,3 +18,6 @@ async def test_chat_consumer() -> None:
         assert result.data == {"serverName": "chat"}
         with pytest.raises(cgt.GraphqlWsResponseError, match="text"):  # errors, no data
             await client.execute('mutation { sendChatMessage(chatroom: "x") }')
+
+
+# --8<-- [end:client-1]

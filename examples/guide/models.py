@@ -22,6 +22,7 @@ class Message(models.Model):
         app_label = "guide"
 
 
+# --8<-- [start:models-1]
 class OnMessageChanged(cgt.ModelSubscription[Message]):
     """Changes to chat messages."""
 
@@ -39,6 +40,10 @@ class OnMessageChanged(cgt.ModelSubscription[Message]):
         return not event.instance.chatroom.startswith("staff-") or info.context.user.is_staff
 
 
+# --8<-- [end:models-1]
+
+
+# --8<-- [start:models-2]
 def redact(sender_id: int) -> None:
     with transaction.atomic():
         messages = Message.objects.filter(sender_id=sender_id)
@@ -53,3 +58,6 @@ async def import_messages(chatroom: str, texts: list[str]) -> None:
     )
     for message in messages:
         await OnMessageChanged.notify(message, cgt.ModelAction.CREATED)
+
+
+# --8<-- [end:models-2]

@@ -38,6 +38,7 @@ async def lifespan(
             return
 
 
+# --8<-- [start:asgi-1]
 websocket_routes = [ChatConsumer.as_route("graphql/")]
 
 application = ProtocolTypeRouter(
@@ -50,3 +51,4 @@ application = ProtocolTypeRouter(
         "lifespan": lifespan,
     }
 )
+# --8<-- [end:asgi-1]

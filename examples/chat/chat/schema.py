@@ -130,11 +130,15 @@ class OnNewChatMessage(cgt.Subscription[ChatEvent]):
         )
 
 
+# --8<-- [start:schema-2]
 def store_and_broadcast_sync(chatroom: str, text: str, sender: str) -> None:
     """Store a message and notify the chatroom's subscribers, from sync code."""
     row = ChatMessage.objects.create(chatroom=chatroom, text=text, sender=sender)
     event = ChatEvent(row.pk, chatroom, text, sender, sender_channel=NO_CHANNEL)
     OnNewChatMessage.broadcast_sync(payload=event, group=chatroom)
+
+
+# --8<-- [end:schema-2]
 
 
 @strawberry.type(description="A stored chat message.")
@@ -291,9 +295,11 @@ async def own_message(info: ChatInfo, id: strawberry.ID) -> ChatMessage | None:
     return await ChatMessage.objects.filter(pk=int(id), sender=user.get_username()).afirst()
 
 
+# --8<-- [start:schema-1]
 @strawberry.type
 class Subscription:
     on_new_chat_message = OnNewChatMessage.field()
+    # --8<-- [end:schema-1]
     on_chat_message_changed = OnChatMessageChanged.field()
 
 
