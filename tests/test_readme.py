@@ -16,7 +16,7 @@ def readme_samples() -> list[str]:
 
 
 def test_the_readme_has_samples() -> None:
-    assert len(readme_samples()) >= 5
+    assert len(readme_samples()) >= 1
 
 
 @pytest.mark.parametrize("sample", readme_samples(), ids=lambda sample: sample.split("\n")[0])

@@ -1,4 +1,4 @@
-"""The README's settings for several processes are the ones the scale-out tests run."""
+"""The deploying guide's settings for several processes are the ones the scale-out tests run."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ URL = "redis://127.0.0.1:6379/0"
 
 def readme_settings() -> list[dict[str, Any]]:
     """Each ``CHANNEL_LAYERS`` that the section's settings block assigns, in order."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Deploying on several processes") :]
+    readme = (ROOT / "docs" / "guides" / "deploying.md").read_text()
+    section = readme[readme.index("# Deploying on several processes") :]
     match = re.search(r"```\n(.*?)```", section, re.DOTALL)
     assert match is not None
     namespace: dict[str, Any] = {}
     assignments = []
     for statement in ast.parse(match.group(1)).body:
-        exec(compile(ast.Module([statement], []), "README.md", "exec"), namespace)
+        exec(compile(ast.Module([statement], []), "deploying.md", "exec"), namespace)
         if "CHANNEL_LAYERS" in namespace:
             assignments.append(namespace.pop("CHANNEL_LAYERS"))
     return assignments
