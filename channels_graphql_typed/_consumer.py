@@ -46,7 +46,8 @@ from ._execution import (
     DEFAULT_MAX_RESULT_SIZE,
     GraphqlExecutor,
 )
-from ._fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT, get_fanout
+from ._fanout import get_fanout
+from ._notification_queue import DEFAULT_NOTIFICATION_QUEUE_LIMIT
 from ._origin import default_allowed_origins, origin_allowed, request_origin
 from ._protocol import (
     PROTOCOL_MACHINES,

@@ -54,7 +54,7 @@ from graphql import GraphQLError, OperationType
 from ._contract import INTERNAL_ERROR_MESSAGE, OperationSettings, current_operation
 from ._exceptions import OperationRejected
 from ._execution import GraphqlExecutor, format_errors
-from ._fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT
+from ._notification_queue import DEFAULT_NOTIFICATION_QUEUE_LIMIT
 from ._protocol import StartOperation, StopOperation
 from ._protocol.common import (
     DEFAULT_MAX_OPERATIONS_SIZE,

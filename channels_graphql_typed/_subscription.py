@@ -46,6 +46,7 @@ from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
 from graphql import GraphQLError
 
+from ._channel_layer import channel_layer
 from ._context import Context
 from ._contract import (
     DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION,
@@ -56,18 +57,15 @@ from ._contract import (
 )
 from ._exceptions import OperationRejected
 from ._execution import TYPED_SUBSCRIPTION_MARKER
-from ._fanout import (
+from ._fanout import FanOut, get_fanout
+from ._groups import class_namespace, group_name
+from ._layer_messages import group_send, notify_message, unsubscribe_message
+from ._notification_queue import (
     DEFAULT_NOTIFICATION_QUEUE_LIMIT,
     END,
-    FanOut,
     NotificationQueue,
     Registration,
-    channel_layer,
-    class_namespace,
-    get_fanout,
-    group_name,
 )
-from ._layer_messages import group_send, notify_message, unsubscribe_message
 from ._serialization import copy_payload, register_annotation, serialize_payload
 
 if TYPE_CHECKING:

@@ -20,7 +20,8 @@ from django.db import models, transaction
 
 import channels_graphql_typed as cgt
 from channels_graphql_typed import _model_subscription as model_subscription
-from channels_graphql_typed._fanout import get_fanout, group_name
+from channels_graphql_typed._fanout import get_fanout
+from channels_graphql_typed._groups import group_name
 from tests.app.models import Gadget, Message, Note, Room
 from tests.helpers import WsSession
 from tests.model_subscriptions import (

@@ -34,7 +34,8 @@ from strawberry.types.execution import PreExecutionError
 
 import channels_graphql_typed as cgt
 from channels_graphql_typed import GraphqlWsConsumer
-from channels_graphql_typed._fanout import get_fanout, group_name
+from channels_graphql_typed._fanout import get_fanout
+from channels_graphql_typed._groups import group_name
 from tests.app.models import Note
 from tests.helpers import WsSession
 
