@@ -36,17 +36,11 @@ from django.urls import path
 
 from ._context import Context
 from ._contract import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION, OperationSettings
+from ._document_cache import DEFAULT_DOCUMENT_CACHE_SIZE, DEFAULT_DOCUMENT_CACHE_TOKENS
 from ._exceptions import ConnectionRejected
-from ._execution import (
-    DEFAULT_DOCUMENT_CACHE_SIZE,
-    DEFAULT_DOCUMENT_CACHE_TOKENS,
-    DEFAULT_MAX_QUERY_ALIASES,
-    DEFAULT_MAX_QUERY_DEPTH,
-    DEFAULT_MAX_QUERY_TOKENS,
-    DEFAULT_MAX_RESULT_SIZE,
-    GraphqlExecutor,
-)
+from ._execution import GraphqlExecutor
 from ._fanout import get_fanout
+from ._limited_executor import DEFAULT_MAX_RESULT_SIZE
 from ._notification_queue import DEFAULT_NOTIFICATION_QUEUE_LIMIT
 from ._origin import default_allowed_origins, origin_allowed, request_origin
 from ._protocol import (
@@ -61,6 +55,11 @@ from ._protocol import (
 )
 from ._protocol.common import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OPERATIONS_SIZE
 from ._runner import ConnectionOperations, ServerSettings
+from ._validation_rules import (
+    DEFAULT_MAX_QUERY_ALIASES,
+    DEFAULT_MAX_QUERY_DEPTH,
+    DEFAULT_MAX_QUERY_TOKENS,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence

@@ -67,7 +67,8 @@ from ._protocol.messages import ExecutionResultPayload, confirmation_requested
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Sequence
 
-    from ._execution import OperationRun, PreparedOperation, SubscriptionResults
+    from ._document_cache import PreparedOperation
+    from ._execution import OperationRun, SubscriptionResults
     from ._protocol import Action, Operation
     from ._protocol.messages import FormattedError, OperationPayload
 

@@ -53,10 +53,10 @@ from ._contract import (
     INTERNAL_ERROR_MESSAGE,
     PublishFailure,
     current_operation,
+    mark_typed_subscription,
     publish_failures,
 )
 from ._exceptions import OperationRejected
-from ._execution import TYPED_SUBSCRIPTION_MARKER
 from ._fanout import FanOut, get_fanout
 from ._groups import class_namespace, group_name
 from ._layer_messages import group_send, notify_message, unsubscribe_message
@@ -174,6 +174,11 @@ class Subscription(Generic[PayloadT]):
     @classmethod
     async def unsubscribed(cls, info: Info, *args: Any, **kwargs: Any) -> None:
         """Called when the subscription ends, whatever ended it."""
+
+    def _cgt_event_key(self) -> tuple[object, ...]:
+        # The result sharing contract (TypedSubscriptionResult): every field's value.
+        fields: dict[str, object] = getattr(type(self), "__dataclass_fields__")  # noqa: B009
+        return tuple(getattr(self, name) for name in fields)
 
     @classmethod
     def _cgt_payload_reaches_user_code(cls) -> bool:
@@ -391,7 +396,7 @@ def _resolver_for(cls: type[Subscription[Any]]) -> Any:
     # Strawberry resolves string annotations in the resolver's module: the user's one.
     resolver.__module__ = cls.__module__
     # Tells the executor that this field's results are instances of ``cls``.
-    setattr(resolver, TYPED_SUBSCRIPTION_MARKER, cls)
+    mark_typed_subscription(resolver, cls)
     resolver.__name__ = resolver.__qualname__ = f"{cls.__name__}_resolver"
     resolver.__annotations__ = {"info": strawberry.Info} | {
         parameter.name: parameter.annotation for parameter in arguments
