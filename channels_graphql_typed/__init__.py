@@ -1,6 +1,7 @@
 """GraphQL over WebSocket on Django Channels, with subscriptions declared as typed classes."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: it would bind a public name,
+# ``annotations``, that is not part of the API (and this module annotates nothing).
 
 from ._client import (
     GraphqlWsClient,
