@@ -18,13 +18,13 @@ from .common import (
     StartOperation,
     StopOperation,
 )
-from .legacy_ws import GraphqlWsProtocol
+from .legacy_ws import LegacyGraphqlWsProtocol
 from .messages import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, SUBPROTOCOLS, Subprotocol
 from .transport_ws import GraphqlTransportWsProtocol
 
 PROTOCOL_MACHINES: dict[str, type[ProtocolMachine]] = {
     GRAPHQL_TRANSPORT_WS: GraphqlTransportWsProtocol,
-    GRAPHQL_WS: GraphqlWsProtocol,
+    GRAPHQL_WS: LegacyGraphqlWsProtocol,
 }
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "ConnectionInitRequested",
     "ConnectionState",
     "GraphqlTransportWsProtocol",
-    "GraphqlWsProtocol",
+    "LegacyGraphqlWsProtocol",
     "Operation",
     "ProtocolMachine",
     "Send",

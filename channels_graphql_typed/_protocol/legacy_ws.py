@@ -66,7 +66,7 @@ def legacy_error_message(
     }
 
 
-class GraphqlWsProtocol(ProtocolMachine):
+class LegacyGraphqlWsProtocol(ProtocolMachine):
     """State machine of one legacy ``graphql-ws`` connection (server side)."""
 
     _result_envelope = "data"
