@@ -45,6 +45,7 @@ import strawberry
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
 from graphql import GraphQLError
+from strawberry.types.base import get_object_definition
 
 from ._channel_layer import channel_layer
 from ._context import Context
@@ -121,6 +122,8 @@ class Subscription(Generic[PayloadT]):
     group_namespace: ClassVar[str]
     """Prefix of this class's Channels groups (derived from its module and name)."""
     _hook_names: ClassVar[tuple[str, ...]] = ("subscribe", "publish", "unsubscribed")
+    _cgt_field_names: ClassVar[tuple[str, ...]] = ()
+    """The Python names of the class's result fields (set when the class is defined)."""
     """The methods a subclass may override, each an ``async`` class method."""
     _payload_class: ClassVar[type | tuple[type, ...] | None] = None
     """What ``broadcast`` checks its payload against (None: nothing to check)."""
@@ -134,7 +137,9 @@ class Subscription(Generic[PayloadT]):
         # is a base for other subscriptions, not a GraphQL type of its own.
         if not getattr(cls, "__parameters__", ()):
             strawberry.type(cls, description=cls.__dict__.get("__doc__"))
-            if not cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+            fields = get_object_definition(cls, strict=True).fields
+            cls._cgt_field_names = tuple(field.python_name for field in fields)
+            if not fields:
                 raise TypeError(
                     f"{cls.__qualname__} has no result fields: annotate the fields of its "
                     f"result type in the class body, e.g. `text: str` (a value without an "
@@ -160,14 +165,13 @@ class Subscription(Generic[PayloadT]):
         """
         if isinstance(payload, cls):
             return payload
-        names = cls.__strawberry_definition__.fields  # type: ignore[attr-defined]
         values = {
-            field.python_name: (
-                payload[field.python_name]
+            name: (
+                payload[name]
                 if isinstance(payload, collections.abc.Mapping)
-                else getattr(payload, field.python_name)
+                else getattr(payload, name)
             )
-            for field in names
+            for name in cls._cgt_field_names
         }
         return cls(**values)
 
