@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import re
 import sys
 from typing import TYPE_CHECKING, Any, Final
@@ -28,11 +27,10 @@ from ._layer_messages import (
     send,
     wake_up_message,
 )
+from ._log import logger
 
 if TYPE_CHECKING:
     from channels.layers import BaseChannelLayer
-
-logger = logging.getLogger("channels_graphql_typed")
 
 
 CANCEL_GRACE: Final = 0.25

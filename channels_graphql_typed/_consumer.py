@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, cast
 
@@ -34,6 +33,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import path
 
+from . import _log as log_where
 from ._context import Context
 from ._contract import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION, OperationSettings
 from ._document_cache import DEFAULT_DOCUMENT_CACHE_SIZE, DEFAULT_DOCUMENT_CACHE_TOKENS
@@ -41,6 +41,7 @@ from ._exceptions import ConnectionRejected
 from ._execution import GraphqlExecutor
 from ._fanout import get_fanout
 from ._limited_executor import DEFAULT_MAX_RESULT_SIZE
+from ._log import logger
 from ._notification_queue import DEFAULT_NOTIFICATION_QUEUE_LIMIT
 from ._origin import default_allowed_origins, origin_allowed, request_origin
 from ._protocol import (
@@ -80,8 +81,6 @@ if TYPE_CHECKING:
     # What URLRouter's list holds; a union, so that a list of routes held in a variable
     # (``list`` is invariant) is what URLRouter takes too.
     WebsocketRoute: TypeAlias = _ExtendedURLPattern | URLRouter
-
-logger = logging.getLogger("channels_graphql_typed")
 
 
 class GraphqlWsConsumer(AsyncWebsocketConsumer):
@@ -348,6 +347,9 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         )
         channel_name = getattr(self, "channel_name", None) or f"cgt.local!{uuid.uuid4().hex}"
         self.context = self.context_class(scope=self.scope, channel_name=channel_name)
+        # Every later record of this connection's task, and of the tasks it starts, says
+        # which connection it is about.
+        log_where.connection_id.set(self.context.connection_id)
         self._operations = ConnectionOperations(
             self.machine,
             _ConsumerSink(self),

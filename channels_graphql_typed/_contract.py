@@ -29,8 +29,9 @@ import asyncio
 import contextlib
 import contextvars
 import dataclasses
-import logging
 from typing import TYPE_CHECKING, Final, Protocol
+
+from ._log import logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,8 +44,6 @@ DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION: Final = 100
 """Most groups one subscription's ``subscribe`` may return (besides its class's default
 group): each costs a round trip to the channel layer and a membership there."""
 
-
-logger = logging.getLogger("channels_graphql_typed")
 
 _TYPED_SUBSCRIPTION_MARKER: Final = "__cgt_subscription_class__"
 
@@ -115,7 +114,11 @@ class PublishFailureLog:
             return
         self._counts[key] = 0
         try:
-            asyncio.get_running_loop().call_later(self._window, self._close, key)
+            # In an empty context: the summary is about every subscriber, not the
+            # connection whose failure came first.
+            asyncio.get_running_loop().call_later(
+                self._window, self._close, key, context=contextvars.Context()
+            )
         except RuntimeError:
             del self._counts[key]  # no loop: nothing to group with
 

@@ -24,7 +24,6 @@ import concurrent.futures
 import contextlib
 import inspect
 import json
-import logging
 import threading
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -54,6 +53,7 @@ from ._document_cache import (
 )
 from ._exceptions import OperationRejected
 from ._limited_executor import DEFAULT_MAX_RESULT_SIZE, LimitedExecutor
+from ._log import logger
 from ._resolver_offload import (
     ExecutionMiddleware,
     classify_resolvers,
@@ -81,8 +81,6 @@ if TYPE_CHECKING:
     from graphql.execution.executor import Executor
 
     from ._protocol.messages import ExecutionResultPayload, FormattedError, OperationPayload
-
-logger = logging.getLogger("channels_graphql_typed")
 
 
 def format_errors(errors: Sequence[GraphQLError]) -> list[FormattedError]:

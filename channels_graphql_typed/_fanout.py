@@ -58,7 +58,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import weakref
 from typing import TYPE_CHECKING
 
@@ -80,6 +79,7 @@ from ._layer_messages import (
     MalformedLayerMessage,
     read_layer_message,
 )
+from ._log import logger
 from ._serialization import deserialize_payload
 
 if TYPE_CHECKING:
@@ -88,8 +88,6 @@ if TYPE_CHECKING:
     from channels.layers import BaseChannelLayer
 
     from ._notification_queue import Registration
-
-logger = logging.getLogger("channels_graphql_typed")
 
 
 class _GroupLocks:

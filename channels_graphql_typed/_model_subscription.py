@@ -42,7 +42,6 @@ import decimal
 import enum
 import functools
 import inspect
-import logging
 import typing
 import uuid
 from collections.abc import Sequence  # noqa: TC003 (subscribe's annotations are evaluated)
@@ -56,10 +55,9 @@ from django.db.models.signals import post_delete, post_save
 from strawberry.scalars import JSON
 
 from ._checks import record_model_subscription
+from ._log import logger
 from ._serialization import serialize_payload
 from ._subscription import SKIP, Info, Skip, Subscription, _has_resolvers, _overrides
-
-logger = logging.getLogger("channels_graphql_typed")
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import collections.abc
-import logging
 from typing import Any, Final
 
-logger = logging.getLogger("channels_graphql_typed")
-
+from ._log import logger
 
 DEFAULT_NOTIFICATION_QUEUE_LIMIT: Final = 1000
 

@@ -46,14 +46,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import logging
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from graphql import GraphQLError, OperationType
 
+from . import _log as log_where
 from ._contract import INTERNAL_ERROR_MESSAGE, OperationSettings, current_operation
 from ._exceptions import OperationRejected
 from ._execution import GraphqlExecutor, format_errors
+from ._log import logger
 from ._notification_queue import DEFAULT_NOTIFICATION_QUEUE_LIMIT
 from ._protocol import StartOperation, StopOperation
 from ._protocol.common import (
@@ -71,8 +72,6 @@ if TYPE_CHECKING:
     from ._execution import OperationRun, SubscriptionResults
     from ._protocol import Action, Operation
     from ._protocol.messages import FormattedError, OperationPayload
-
-logger = logging.getLogger("channels_graphql_typed")
 
 
 def _default_confirmation() -> ExecutionResultPayload:
@@ -260,6 +259,7 @@ class ConnectionOperations:
     async def _run_operation(self, operation: Operation, ready: asyncio.Event | None) -> None:
         # Read by the typed subscriptions this operation opens (in this task's context).
         current_operation.set(self._settings.operation)
+        log_where.operation_id.set(operation.id)
         machine, sink = self._machine, self._sink
         try:
             try:

@@ -51,7 +51,6 @@ import dataclasses
 import datetime
 import decimal
 import enum
-import logging
 import struct
 import sys
 import threading
@@ -64,13 +63,13 @@ from typing import TYPE_CHECKING, Any, Final, TypeGuard, TypeVar
 import msgpack
 
 from ._exceptions import PayloadSerializationError
+from ._log import logger
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from django.db.models import Model
 
-logger = logging.getLogger("channels_graphql_typed")
 
 MAX_PAYLOAD_DEPTH: Final = 32
 """Deepest nesting of containers (lists, tuples, sets, dicts, dataclasses, named tuples,

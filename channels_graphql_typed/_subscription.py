@@ -26,7 +26,6 @@ from __future__ import annotations
 import collections.abc
 import enum
 import inspect
-import logging
 import types
 import typing
 from typing import (
@@ -47,6 +46,7 @@ from channels import DEFAULT_CHANNEL_LAYER
 from graphql import GraphQLError
 from strawberry.types.base import get_object_definition
 
+from . import _log as log_where
 from ._channel_layer import channel_layer
 from ._context import Context
 from ._contract import (
@@ -61,6 +61,7 @@ from ._exceptions import OperationRejected
 from ._fanout import FanOut, get_fanout
 from ._groups import class_namespace, group_name
 from ._layer_messages import group_send, notify_message, unsubscribe_message
+from ._log import logger
 from ._notification_queue import (
     DEFAULT_NOTIFICATION_QUEUE_LIMIT,
     END,
@@ -72,8 +73,6 @@ from ._serialization import copy_payload, register_annotation, serialize_payload
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
 
-
-logger = logging.getLogger("channels_graphql_typed")
 
 PayloadT = TypeVar("PayloadT")
 
@@ -436,6 +435,7 @@ async def _open_stream(
     cls: type[Subscription[Any]], info: Info, arguments: dict[str, Any]
 ) -> SubscriptionStream[Any]:
     settings = current_operation.get()
+    log_where.subscription_class.set(cls.__qualname__)
     limit = cls.notification_queue_limit
     if limit is None:
         limit = (
