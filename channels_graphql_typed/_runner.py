@@ -218,6 +218,12 @@ class ConnectionOperations:
         transport): :meth:`close` cancels it with the operations; a failure is logged."""
         return self._spawn(coroutine, None)
 
+    async def wait_for_operations(self) -> None:
+        """Wait until every running operation has ended by itself (a transport whose
+        response is complete lets its operation finish its clean-up)."""
+        while self._operation_tasks:
+            await asyncio.wait(list(self._operation_tasks.values()))
+
     async def close(self) -> None:
         """The connection is gone: cancel every task of it and wait until all have ended."""
         self._closed = True

@@ -18,6 +18,8 @@ def test_public_names() -> None:
             "CloseCode",
             "ConnectionRejected",
             "Context",
+            "GraphqlHttpConsumer",
+            "GraphqlServer",
             "GraphqlWsClient",
             "GraphqlWsClientError",
             "GraphqlWsConnectionClosed",
