@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from channels.testing import ApplicationCommunicator, HttpCommunicator
 
-from channels_graphql_typed import GraphqlHttpConsumer, OperationRejected
+from channels_graphql_typed import (
+    GraphqlHttpConsumer,
+    GraphqlServer,
+    GraphqlWsConsumer,
+    OperationRejected,
+)
 from tests.schema import schema as query_schema
 from tests.subscriptions import UNSUBSCRIBED, ChatEvent, OnNewChatMessage
 from tests.subscriptions import schema as subscription_schema
@@ -232,3 +237,29 @@ async def test_disconnect_while_a_query_runs_cancels_it() -> None:
     await asyncio.sleep(0)
     await stream.communicator.send_input({"type": "http.disconnect"})
     await stream.communicator.wait(3)
+
+
+class Declaration(GraphqlServer):
+    schema = query_schema
+    max_query_depth = 2
+
+
+class DeclaredHttpConsumer(Declaration, GraphqlHttpConsumer):
+    pass
+
+
+class DeclaredWsConsumer(Declaration, GraphqlWsConsumer):
+    pass
+
+
+async def test_one_declaration_serves_both_transports() -> None:
+    assert DeclaredHttpConsumer.max_query_depth == DeclaredWsConsumer.max_query_depth == 2
+    communicator = HttpCommunicator(
+        DeclaredHttpConsumer.as_asgi(),
+        "GET",
+        "/graphql/?query=%7B+tree+%7B+children(count%3A+1)+%7B+children(count%3A+1)+%7B+label+%7D+%7D+%7D+%7D",
+        headers=[(b"accept", GRAPHQL_RESPONSE.encode())],
+    )
+    answer = await communicator.get_response()
+    assert answer["status"] == 400
+    assert "more than 2 levels deep" in json.loads(answer["body"])["errors"][0]["message"]
