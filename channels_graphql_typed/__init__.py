@@ -1,7 +1,8 @@
 """GraphQL over WebSocket, HTTP and Server-Sent Events on Django Channels, with subscriptions
 declared as typed classes."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: it would bind a public name,
+# ``annotations``, that is not part of the API (and this module annotates nothing).
 
 from ._client import (
     GraphqlWsClient,

@@ -54,7 +54,7 @@ from graphql import GraphQLError, OperationType
 from ._contract import INTERNAL_ERROR_MESSAGE, OperationSettings, current_operation
 from ._exceptions import OperationRejected
 from ._execution import GraphqlExecutor, format_errors
-from ._fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT
+from ._notification_queue import DEFAULT_NOTIFICATION_QUEUE_LIMIT
 from ._protocol import Failure, StartOperation, StopOperation
 from ._protocol.common import (
     DEFAULT_MAX_OPERATIONS_SIZE,
@@ -67,7 +67,8 @@ from ._protocol.messages import ExecutionResultPayload, confirmation_requested
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Sequence
 
-    from ._execution import OperationRun, PreparedOperation, SubscriptionResults
+    from ._document_cache import PreparedOperation
+    from ._execution import OperationRun, SubscriptionResults
     from ._protocol import Action, Operation
     from ._protocol.messages import FormattedError, OperationPayload
 

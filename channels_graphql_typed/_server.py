@@ -24,18 +24,17 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ._context import Context
 from ._contract import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION, OperationSettings
-from ._execution import (
-    DEFAULT_DOCUMENT_CACHE_SIZE,
-    DEFAULT_DOCUMENT_CACHE_TOKENS,
+from ._document_cache import DEFAULT_DOCUMENT_CACHE_SIZE, DEFAULT_DOCUMENT_CACHE_TOKENS
+from ._execution import GraphqlExecutor
+from ._limited_executor import DEFAULT_MAX_RESULT_SIZE
+from ._notification_queue import DEFAULT_NOTIFICATION_QUEUE_LIMIT
+from ._protocol.common import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OPERATIONS_SIZE
+from ._runner import ServerSettings
+from ._validation_rules import (
     DEFAULT_MAX_QUERY_ALIASES,
     DEFAULT_MAX_QUERY_DEPTH,
     DEFAULT_MAX_QUERY_TOKENS,
-    DEFAULT_MAX_RESULT_SIZE,
-    GraphqlExecutor,
 )
-from ._fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT
-from ._protocol.common import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OPERATIONS_SIZE
-from ._runner import ServerSettings
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence

@@ -23,13 +23,13 @@ from .common import (
     StartStream,
     StopOperation,
 )
-from .legacy_ws import GraphqlWsProtocol
+from .legacy_ws import LegacyGraphqlWsProtocol
 from .messages import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, SUBPROTOCOLS, Subprotocol
 from .transport_ws import GraphqlTransportWsProtocol
 
 PROTOCOL_MACHINES: dict[str, type[ProtocolMachine]] = {
     GRAPHQL_TRANSPORT_WS: GraphqlTransportWsProtocol,
-    GRAPHQL_WS: GraphqlWsProtocol,
+    GRAPHQL_WS: LegacyGraphqlWsProtocol,
 }
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "EndStream",
     "Failure",
     "GraphqlTransportWsProtocol",
-    "GraphqlWsProtocol",
+    "LegacyGraphqlWsProtocol",
     "Operation",
     "ProtocolMachine",
     "Respond",

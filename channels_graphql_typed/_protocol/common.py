@@ -275,7 +275,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def decode_frame(text: str) -> dict[str, Any]:
+def decode_frame(text: str) -> dict[str, object]:
     """Parse one text frame into a dict with a string ``type``, or raise InvalidMessage."""
     try:
         value = json.loads(text, parse_constant=_reject_constant)
@@ -293,7 +293,7 @@ _T = TypeVar("_T")
 
 
 def optional_field(
-    container: dict[str, Any],
+    container: dict[str, object],
     key: str,
     kind: type[_T],
     reason: str,
@@ -309,11 +309,11 @@ def optional_field(
     raise InvalidMessage(reason, operation_id)
 
 
-def optional_object(message: dict[str, Any], key: str, what: str) -> dict[str, Any] | None:
+def optional_object(message: dict[str, object], key: str, what: str) -> dict[str, Any] | None:
     return optional_field(message, key, dict, f"Invalid message: {what} must be an object")
 
 
-def operation_id(message: dict[str, Any]) -> str:
+def operation_id(message: dict[str, object]) -> str:
     value = message.get("id")
     if not isinstance(value, str) or not value:
         raise InvalidMessage("Invalid message: 'id' must be a non-empty string")
@@ -322,7 +322,7 @@ def operation_id(message: dict[str, Any]) -> str:
     return value
 
 
-def operation_payload(message: dict[str, Any], operation: str) -> OperationPayload:
+def operation_payload(message: dict[str, object], operation: str) -> OperationPayload:
     payload = message.get("payload")
     if not isinstance(payload, dict):
         raise InvalidMessage("Invalid message: the operation payload must be an object", operation)
@@ -469,7 +469,7 @@ class ProtocolMachine(abc.ABC):
     def _too_large(self, text: str) -> bool:
         return self.max_message_size is not None and message_too_large(text, self.max_message_size)
 
-    def _init_too_large(self, message: dict[str, Any], text: str) -> bool:
+    def _init_too_large(self, message: dict[str, object], text: str) -> bool:
         return (
             message["type"] == "connection_init"
             and self.max_init_payload_size is not None
