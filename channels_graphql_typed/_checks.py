@@ -204,7 +204,9 @@ def check_consumers(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """W004 and W005: consumers that any page can reach, or any client can exhaust."""
-    from ._consumer import GraphqlWsConsumer  # the consumer imports Channels' machinery
+    # The consumers import Channels' machinery: not before the checks run.
+    from ._consumer import GraphqlWsConsumer
+    from ._http_consumer import GraphqlHttpConsumer
     from ._origin import ANY_ORIGIN
 
     asgi_application = getattr(settings, "ASGI_APPLICATION", None)
@@ -214,7 +216,8 @@ def check_consumers(
         with contextlib.suppress(Exception):
             importlib.import_module(asgi_application.rsplit(".", 1)[0])
     messages: list[checks.CheckMessage] = []
-    for consumer in _concrete_subclasses(GraphqlWsConsumer):
+    consumers = _concrete_subclasses(GraphqlWsConsumer) + _concrete_subclasses(GraphqlHttpConsumer)
+    for consumer in consumers:
         allowed = consumer.allowed_origins
         open_to_all = ANY_ORIGIN in (
             allowed if allowed is not None else list(settings.ALLOWED_HOSTS)

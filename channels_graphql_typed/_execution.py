@@ -83,6 +83,13 @@ if TYPE_CHECKING:
     from ._protocol.messages import ExecutionResultPayload, FormattedError, OperationPayload
 
 
+class RequestErrors(ExecutionResult):
+    """The result of an operation whose execution could not begin: its variables could
+    not be coerced (GraphQL spec, CoerceVariableValues raises a request error)."""
+
+    __slots__ = ()
+
+
 def format_errors(errors: Sequence[GraphQLError]) -> list[FormattedError]:
     return [cast("FormattedError", error.formatted) for error in errors]
 
@@ -274,7 +281,7 @@ class GraphqlExecutor:
     ) -> ExecutionResult:
         executor = self._build(operation, context, root_value, middleware, operation_extensions)
         if isinstance(executor, list):
-            return ExecutionResult(None, errors=executor)
+            return RequestErrors(None, errors=executor)
         result = executor.execute_operation()
         if inspect.isawaitable(result):
             result = await result
@@ -290,7 +297,7 @@ class GraphqlExecutor:
     ) -> tuple[LimitedExecutor, AsyncIterable[Any]] | ExecutionResult:
         executor = self._build(operation, context, root_value, middleware, operation_extensions)
         if isinstance(executor, list):
-            return ExecutionResult(None, errors=executor)
+            return RequestErrors(None, errors=executor)
         source = create_source_event_stream(executor)
         if inspect.isawaitable(source):
             source = await source
@@ -426,6 +433,8 @@ class OperationRun:
             extension.execution_context = self.execution_context
         self._runner = SchemaExtensionsRunner(self.execution_context, self._extensions)
         self._stack: contextlib.AsyncExitStack | None = None
+        self.request_failed = False
+        """Whether execution could not begin (see :class:`RequestErrors`)."""
         self._middleware = (
             executor.middleware_for(self._extensions)
             if executor.resolve_extensions
@@ -607,6 +616,7 @@ class OperationRun:
             self._middleware,
             context.operation_extensions,
         )
+        self.request_failed = isinstance(result, RequestErrors)
         context.result = result
         return result
 
@@ -614,13 +624,15 @@ class OperationRun:
         self, prepared: PreparedOperation
     ) -> tuple[LimitedExecutor, AsyncIterable[Any]] | ExecutionResult:
         context = self.execution_context
-        return await self._executor._open_source(
+        opened = await self._executor._open_source(
             prepared,
             context.context,
             context.root_value,
             self._middleware,
             context.operation_extensions,
         )
+        self.request_failed = isinstance(opened, RequestErrors)
+        return opened
 
     async def _refuse(self, errors: Sequence[GraphQLError]) -> list[FormattedError]:
         return format_errors((await self._refused(errors)).errors or [])

@@ -20,6 +20,8 @@ def test_public_names() -> None:
             "CloseCode",
             "ConnectionRejected",
             "Context",
+            "GraphqlHttpConsumer",
+            "GraphqlServer",
             "GraphqlWsClient",
             "GraphqlWsClientError",
             "GraphqlWsConnectionClosed",

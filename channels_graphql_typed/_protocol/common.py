@@ -36,6 +36,8 @@ from .messages import OperationPayload, ServerMessage
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from graphql import OperationType
+
     from .messages import ExecutionResultPayload, FormattedError
 
 
@@ -136,7 +138,64 @@ class StopOperation:
     operation: Operation
 
 
-Action = Send | SendText | Close | ConnectionInitRequested | StartOperation | StopOperation
+@dataclasses.dataclass(frozen=True, slots=True)
+class Respond:
+    """HTTP: send this whole response (status, headers, body); the request is answered."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StartStream:
+    """HTTP: start a streamed response with this status, headers and first chunk."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SendChunk:
+    """HTTP: one more chunk of a streamed response."""
+
+    body: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndStream:
+    """HTTP: the streamed response is complete."""
+
+
+Action = (
+    Send
+    | SendText
+    | Close
+    | ConnectionInitRequested
+    | StartOperation
+    | StopOperation
+    | Respond
+    | StartStream
+    | SendChunk
+    | EndStream
+)
+"""Every action a machine may return: the WebSocket machines' and the HTTP machine's
+(:mod:`.http`); each transport's shell carries out those of its machine."""
+
+
+class Failure(enum.Enum):
+    """Why an operation ended before it ran, for the transports whose answer depends on
+    it (HTTP picks its status code by it; the WebSocket protocols answer alike)."""
+
+    INVALID = "invalid"
+    """The request's fault: the document does not parse or validate, names no operation,
+    or passes a limit."""
+    REFUSED = "refused"
+    """The server's ``on_operation`` hook refused it."""
+    INTERNAL = "internal"
+    """The server failed."""
+
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 1024 * 1024
 DEFAULT_MAX_OPERATIONS_SIZE: Final = 200_000
@@ -342,8 +401,14 @@ class ProtocolMachine(abc.ABC):
     def is_active(self, operation: Operation) -> bool:
         return self.operations.get(operation.id) is operation
 
-    def send_result(self, operation: Operation, result: ExecutionResultPayload) -> list[Action]:
-        """One result of an operation (a query's only result or a subscription event)."""
+    def send_result(
+        self, operation: Operation, result: ExecutionResultPayload, *, request_error: bool = False
+    ) -> list[Action]:
+        """One result of an operation (a query's only result or a subscription event).
+
+        ``request_error``: the result holds request errors that stopped execution before
+        it began (variables that cannot be coerced); the WebSocket protocols send it
+        like any result."""
         if not self.is_active(operation):
             return []
         return [Send(self._result_message(operation.id, result))]
@@ -358,12 +423,25 @@ class ProtocolMachine(abc.ABC):
             return []
         return [SendText(f"{operation.result_prefix}{payload_json}}}")]
 
-    def send_errors(self, operation: Operation, errors: Sequence[FormattedError]) -> list[Action]:
+    def send_errors(
+        self,
+        operation: Operation,
+        errors: Sequence[FormattedError],
+        failure: Failure = Failure.INVALID,
+    ) -> list[Action]:
         """The operation failed before execution (parse, validation, rejection): it ends."""
         if not self.is_active(operation):
             return []
         del self.operations[operation.id]
         return [Send(self._errors_message(operation.id, list(errors)))]
+
+    def refusal(self, operation: Operation, operation_type: OperationType) -> list[Action] | None:
+        """Both WebSocket protocols run every type of operation: None."""
+        return None
+
+    def subscribed(self, operation: Operation) -> list[Action]:
+        """A subscription is in all its groups: nothing to send over WebSocket."""
+        return []
 
     def complete(self, operation: Operation) -> list[Action]:
         """The operation finished on the server side."""

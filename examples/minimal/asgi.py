@@ -12,8 +12,13 @@ django.setup()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from examples.minimal.schema import MinimalConsumer  # noqa: E402
+from examples.minimal.schema import MinimalConsumer, MinimalHttpConsumer  # noqa: E402
 
+# One path for every transport: GraphQL over HTTP and SSE on "http", over WebSocket
+# on "websocket".
 application = ProtocolTypeRouter(
-    {"websocket": URLRouter([MinimalConsumer.as_route("graphql/")])},
+    {
+        "http": URLRouter([MinimalHttpConsumer.as_route("graphql/")]),
+        "websocket": URLRouter([MinimalConsumer.as_route("graphql/")]),
+    },
 )
