@@ -1,6 +1,8 @@
-"""GraphQL over WebSocket on Django Channels, with subscriptions declared as typed classes."""
+"""GraphQL over WebSocket, HTTP and Server-Sent Events on Django Channels, with subscriptions
+declared as typed classes."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: it would bind a public name,
+# ``annotations``, that is not part of the API (and this module annotates nothing).
 
 from ._client import (
     GraphqlWsClient,
@@ -22,10 +24,12 @@ from ._exceptions import (
     OperationRejected,
     PayloadSerializationError,
 )
+from ._http_consumer import GraphqlHttpConsumer
 from ._model_subscription import ModelAction, ModelEvent, ModelSubscription
 from ._protocol import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, CloseCode
 from ._protocol.messages import CONFIRM_SUBSCRIPTION_EXTENSION, OperationPayload
 from ._serialization import register_payload_type
+from ._server import GraphqlServer
 from ._subscription import SKIP, Info, Skip, Subscription
 
 __all__ = [
@@ -36,6 +40,8 @@ __all__ = [
     "CloseCode",
     "ConnectionRejected",
     "Context",
+    "GraphqlHttpConsumer",
+    "GraphqlServer",
     "GraphqlWsClient",
     "GraphqlWsClientError",
     "GraphqlWsConnectionClosed",

@@ -25,28 +25,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, cast
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.core.exceptions import ImproperlyConfigured
 from django.urls import path
 
+from . import _log as log_where
 from ._context import Context
-from ._contract import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION, OperationSettings
 from ._exceptions import ConnectionRejected
-from ._execution import (
-    DEFAULT_DOCUMENT_CACHE_SIZE,
-    DEFAULT_DOCUMENT_CACHE_TOKENS,
-    DEFAULT_MAX_QUERY_ALIASES,
-    DEFAULT_MAX_QUERY_DEPTH,
-    DEFAULT_MAX_QUERY_TOKENS,
-    DEFAULT_MAX_RESULT_SIZE,
-    GraphqlExecutor,
-)
-from ._fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT, get_fanout
+from ._fanout import get_fanout
+from ._log import logger
 from ._origin import default_allowed_origins, origin_allowed, request_origin
 from ._protocol import (
     PROTOCOL_MACHINES,
@@ -58,13 +48,12 @@ from ._protocol import (
     Send,
     SendText,
 )
-from ._protocol.common import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OPERATIONS_SIZE
-from ._runner import ConnectionOperations, ServerSettings
+from ._runner import ConnectionOperations
+from ._server import GraphqlServer
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Sequence
 
-    import strawberry
     from asgiref.typing import (
         ASGIReceiveCallable,
         WebSocketConnectEvent,
@@ -72,59 +61,28 @@ if TYPE_CHECKING:
         WebSocketReceiveEvent,
     )
     from channels.routing import URLRouter, _ExtendedURLPattern
-    from graphql import ASTValidationRule
 
+    from ._context import Context
     from ._protocol import Action
-    from ._protocol.messages import ExecutionResultPayload, OperationPayload
 
     # What URLRouter's list holds; a union, so that a list of routes held in a variable
     # (``list`` is invariant) is what URLRouter takes too.
     WebsocketRoute: TypeAlias = _ExtendedURLPattern | URLRouter
 
-logger = logging.getLogger("channels_graphql_typed")
 
-
-class GraphqlWsConsumer(AsyncWebsocketConsumer):
+class GraphqlWsConsumer(GraphqlServer, AsyncWebsocketConsumer):
     """Serves ``schema`` over both GraphQL WebSocket subprotocols.
 
-    Subclass it and set ``schema``; every other class attribute has a default::
+    Subclass it and set ``schema``; every other class attribute has a default (those
+    that concern operations come from :class:`~channels_graphql_typed.GraphqlServer`)::
 
         class MyGraphqlConsumer(GraphqlWsConsumer):
             schema = strawberry.Schema(query=Query, subscription=Subscription)
             send_ping_every = 20
     """
 
-    schema: ClassVar[strawberry.Schema]
-    """The Strawberry schema to serve (executed with graphql-core)."""
-
     subprotocols: ClassVar[Sequence[str]] = SUBPROTOCOLS
     """Accepted subprotocols; the client's first offered one that is listed here wins."""
-
-    allowed_origins: ClassVar[Sequence[str] | None] = None
-    """Origins whose pages may open a socket (see :mod:`channels_graphql_typed._origin`):
-    ``"*"``, exact origins (``"https://chat.example.com"``) or ``ALLOWED_HOSTS``-style
-    host patterns. None: the hosts of ``ALLOWED_HOSTS``. A handshake with another
-    ``Origin`` is refused (HTTP 403); one without ``Origin`` (not a browser) is accepted."""
-
-    strict_ordering: ClassVar[bool] = False
-    """Run operations one at a time in arrival order instead of concurrently."""
-
-    max_worker_threads: ClassVar[int | None] = None
-    """Size of the thread pool running sync resolvers (None: Python's default)."""
-
-    middleware: ClassVar[Sequence[Any]] = ()
-    """graphql-core middleware applied to every field of every operation."""
-
-    share_results_under_middleware: ClassVar[bool] = False
-    """With ``middleware``, subscribers of equal subscriptions share one result only when
-    this is True: set it when the middleware does not depend on who gets the result."""
-
-    context_free_scalars: ClassVar[Collection[str]] = ()
-    """GraphQL names of custom scalars whose serializer depends on the value alone.
-    Subscribers of equal subscriptions never share a result that reaches any other
-    custom scalar: its serializer could read the connection (a time zone, a language
-    from a context variable). GraphQL's and Strawberry's built-in scalars need no
-    declaring."""
 
     connection_init_wait_timeout: ClassVar[float | None] = 3
     """Seconds to wait for ``connection_init`` before closing 4408 (None: forever)."""
@@ -135,63 +93,8 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
     max_operations_per_connection: ClassVar[int | None] = 100
     """Active operations allowed per connection; beyond it an operation gets an error."""
 
-    max_message_size: ClassVar[int | None] = DEFAULT_MAX_MESSAGE_SIZE
-    """Largest incoming frame, in bytes, that is parsed at all."""
-
-    document_cache_size: ClassVar[int] = DEFAULT_DOCUMENT_CACHE_SIZE
-    """How many distinct query texts keep their parsed and validated document."""
-
-    document_cache_tokens: ClassVar[int] = DEFAULT_DOCUMENT_CACHE_TOKENS
-    """The most GraphQL tokens the cached documents may hold together (least recently
-    used ones leave first); a parsed document costs a few hundred bytes per token."""
-
-    max_query_tokens: ClassVar[int | None] = DEFAULT_MAX_QUERY_TOKENS
-    """Largest document, in GraphQL tokens; parsing stops there (an operation error)."""
-
-    max_query_depth: ClassVar[int | None] = DEFAULT_MAX_QUERY_DEPTH
-    """Deepest field nesting of an operation (fragments followed): a validation error."""
-
-    max_query_aliases: ClassVar[int | None] = DEFAULT_MAX_QUERY_ALIASES
-    """Most aliased fields in a document: a validation error beyond it."""
-
-    max_result_size: ClassVar[int | None] = DEFAULT_MAX_RESULT_SIZE
-    """Largest result, in bytes of JSON as estimated while it is built: a result that
-    would outgrow it is replaced by one error (None: no limit)."""
-
-    max_operations_size_per_connection: ClassVar[int | None] = DEFAULT_MAX_OPERATIONS_SIZE
-    """What the active operations of one connection may hold together, counted in
-    GraphQL tokens of their documents plus JSON values of their variables; an operation
-    that would pass it gets an error (None: no limit)."""
-
-    introspection: ClassVar[bool] = True
-    """False rejects introspection queries (``__schema``, ``__type``) at validation."""
-
-    validation_rules: ClassVar[Sequence[type[ASTValidationRule]]] = ()
-    """Extra graphql-core validation rules, run after the specified ones."""
-
     max_connection_init_payload_size: ClassVar[int | None] = 64 * 1024
     """Largest ``connection_init`` frame, in bytes; larger is refused like a bad frame."""
-
-    context_class: ClassVar[type[Context]] = Context
-    """Class of ``info.context``; subclass :class:`Context` to add typed attributes."""
-
-    notification_queue_limit: ClassVar[int | None] = DEFAULT_NOTIFICATION_QUEUE_LIMIT
-    """Pending notifications kept per subscriber that does not keep up (oldest dropped);
-    a typed subscription class may set its own."""
-
-    max_groups_per_subscription: ClassVar[int | None] = DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION
-    """Most groups one typed subscription's ``subscribe`` may return (None: no limit);
-    beyond it the subscription is refused with an error. A typed subscription class may
-    set its own."""
-
-    confirm_subscriptions: ClassVar[bool] = False
-    """Send ``subscription_confirmation_message`` as the first result of every
-    subscription, once it is registered in all its groups. Without it, a client gets the
-    confirmation of the subscriptions whose ``extensions`` ask for it
-    (:data:`~channels_graphql_typed._protocol.messages.CONFIRM_SUBSCRIPTION_EXTENSION`)."""
-
-    subscription_confirmation_message: ClassVar[dict[str, Any]] = {"data": None}
-    """The confirmation's payload (sent in a ``next`` / ``data`` message)."""
 
     # --- hooks ----------------------------------------------------------------------------
 
@@ -202,60 +105,10 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         """
         return None
 
-    async def on_operation(self, id: str, payload: OperationPayload) -> None:
-        """Called before each operation runs; raise to reject that operation."""
-
     async def on_disconnect(self, code: int) -> None:
         """Called once the socket is closed and every task of it has ended."""
 
     # --- class-level resources --------------------------------------------------------------
-
-    @classmethod
-    def executor(cls) -> GraphqlExecutor:
-        """The executor shared by every connection of this class (created on first use)."""
-        return cls._server_settings().executor
-
-    _built_settings: ClassVar[ServerSettings]
-    """Set by :meth:`_server_settings` on each class itself (a subclass builds its own)."""
-
-    @classmethod
-    def _server_settings(cls) -> ServerSettings:
-        # What every connection of this class runs its operations with: built on first
-        # use, once per class.
-        settings: ServerSettings | None = cls.__dict__.get("_built_settings")
-        if settings is not None:
-            return settings
-        if not hasattr(cls, "schema"):
-            raise ImproperlyConfigured(f"{cls.__qualname__}.schema is not set")
-        executor = GraphqlExecutor(
-            cls.schema,
-            middleware=cls.middleware,
-            share_results_under_middleware=cls.share_results_under_middleware,
-            context_free_scalars=cls.context_free_scalars,
-            max_worker_threads=cls.max_worker_threads,
-            document_cache_size=cls.document_cache_size,
-            document_cache_tokens=cls.document_cache_tokens,
-            max_query_tokens=cls.max_query_tokens,
-            max_query_depth=cls.max_query_depth,
-            max_query_aliases=cls.max_query_aliases,
-            max_result_size=cls.max_result_size,
-            introspection=cls.introspection,
-            validation_rules=cls.validation_rules,
-        )
-        settings = ServerSettings(
-            executor=executor,
-            strict_ordering=cls.strict_ordering,
-            max_operations_size_per_connection=cls.max_operations_size_per_connection,
-            confirm_subscriptions=cls.confirm_subscriptions,
-            subscription_confirmation_message=cast(
-                "ExecutionResultPayload", cls.subscription_confirmation_message
-            ),
-            operation=OperationSettings(
-                cls.notification_queue_limit, cls.max_groups_per_subscription
-            ),
-        )
-        cls._built_settings = settings
-        return settings
 
     @classmethod
     def as_route(cls, route: str, *, name: str | None = None, **initkwargs: Any) -> WebsocketRoute:
@@ -348,6 +201,9 @@ class GraphqlWsConsumer(AsyncWebsocketConsumer):
         )
         channel_name = getattr(self, "channel_name", None) or f"cgt.local!{uuid.uuid4().hex}"
         self.context = self.context_class(scope=self.scope, channel_name=channel_name)
+        # Every later record of this connection's task, and of the tasks it starts, says
+        # which connection it is about.
+        log_where.connection_id.set(self.context.connection_id)
         self._operations = ConnectionOperations(
             self.machine,
             _ConsumerSink(self),

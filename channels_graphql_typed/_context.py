@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,9 +27,13 @@ class Context:
         scope: Mapping[str, Any],
         channel_name: str,
         connection_params: dict[str, Any] | None = None,
+        connection_id: str | None = None,
     ) -> None:
         self.scope = scope
         self.channel_name = channel_name
+        self.connection_id = connection_id or uuid.uuid4().hex[:16]
+        """A short random id of the connection: the library's log records carry it (as
+        ``connection_id``), so that a user's own log lines can name it too."""
         self.connection_params: dict[str, Any] = connection_params or {}
         self._values: dict[str, Any] = {}
 

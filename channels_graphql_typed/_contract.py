@@ -1,4 +1,15 @@
-"""What the server tells the subscriptions it runs, and what they hand back.
+"""The contract between typed subscriptions and execution: what each side may rely on.
+
+Typed subscriptions (:mod:`channels_graphql_typed._subscription`) and execution
+(:mod:`channels_graphql_typed._execution` and its helpers) do not import each other; what
+one tells the other goes through this module:
+
+* A typed subscription's root field resolver is marked with its class
+  (:func:`mark_typed_subscription`, read by :func:`typed_subscription_of`): only such
+  fields may have their results shared between subscribers.
+* Each result of a typed subscription is a :class:`TypedSubscriptionResult`: its
+  ``_cgt_event_key`` gives the values that determine its GraphQL result, so that equal
+  results are executed once.
 
 The operation runner (:mod:`channels_graphql_typed._runner`) sets
 :data:`current_operation` in each operation's task before it hands the operation to
@@ -18,8 +29,12 @@ import asyncio
 import contextlib
 import contextvars
 import dataclasses
-import logging
-from typing import Final
+from typing import TYPE_CHECKING, Final, Protocol
+
+from ._log import logger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 INTERNAL_ERROR_MESSAGE: Final = "Internal server error"
 """What a client gets for a failure of the server that is not its business (the
@@ -30,7 +45,29 @@ DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION: Final = 100
 group): each costs a round trip to the channel layer and a membership there."""
 
 
-logger = logging.getLogger("channels_graphql_typed")
+_TYPED_SUBSCRIPTION_MARKER: Final = "__cgt_subscription_class__"
+
+
+def mark_typed_subscription(resolver: Callable[..., object], cls: type) -> None:
+    """Mark ``resolver`` as the root field resolver of the typed subscription ``cls``."""
+    setattr(resolver, _TYPED_SUBSCRIPTION_MARKER, cls)
+
+
+def typed_subscription_of(resolver: object) -> type | None:
+    """The typed subscription class whose root field ``resolver`` resolves, if any."""
+    cls = getattr(resolver, _TYPED_SUBSCRIPTION_MARKER, None)
+    return cls if isinstance(cls, type) else None
+
+
+class TypedSubscriptionResult(Protocol):
+    """What execution asks of each result of a typed subscription field."""
+
+    def _cgt_event_key(self) -> tuple[object, ...]:
+        """The values that determine this result's GraphQL result: two results of one
+        class with exactly equal values (same types, same texts) render the same for
+        the subscribers of equal operations. Every field of the result counts, those a
+        ``publish`` sets per subscriber included."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,7 +114,11 @@ class PublishFailureLog:
             return
         self._counts[key] = 0
         try:
-            asyncio.get_running_loop().call_later(self._window, self._close, key)
+            # In an empty context: the summary is about every subscriber, not the
+            # connection whose failure came first.
+            asyncio.get_running_loop().call_later(
+                self._window, self._close, key, context=contextvars.Context()
+            )
         except RuntimeError:
             del self._counts[key]  # no loop: nothing to group with
 

@@ -39,7 +39,8 @@ them away while the process still needs them, and the fan-out restores them:
   too, rather than end their sockets.
 
 The fan-out's channel carries the notifications of all the process's subscribers, so
-it gets a capacity of its own (:func:`raise_fanout_capacity`): channels-redis' default
+it gets a capacity of its own
+(:func:`~channels_graphql_typed._channel_layer.raise_fanout_capacity`): channels-redis' default
 of 100 would drop the excess of any burst, silently.
 
 Broadcasts issued while the layer is down raise to their caller (the layer's own
@@ -47,408 +48,46 @@ exception, e.g. ``redis.exceptions.ConnectionError``); broadcasts issued between
 return and a process's re-join reach no subscriber of that process.
 
 Group names are namespaced per subscription class and always valid Channels group
-names: see :func:`group_name`.
+names: see :mod:`channels_graphql_typed._groups`. The queues are
+:mod:`channels_graphql_typed._notification_queue`; the layer's capacity, receives and
+health are :mod:`channels_graphql_typed._channel_layer`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import collections.abc
 import contextlib
-import hashlib
-import logging
-import re
-import sys
 import weakref
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 from channels import DEFAULT_CHANNEL_LAYER
-from channels.layers import get_channel_layer
 
+from ._channel_layer import (
+    ChannelLayerHealth,
+    cancelling,
+    channel_layer,
+    end_receive,
+    is_undecodable,
+    new_fanout_channel,
+)
 from ._exceptions import PayloadSerializationError
 from ._layer_messages import (
     PROBE,
     UNSUBSCRIBE,
     WAKE_UP,
     MalformedLayerMessage,
-    group_send,
-    probe_message,
     read_layer_message,
-    send,
-    wake_up_message,
 )
+from ._log import logger
 from ._serialization import deserialize_payload
 
 if TYPE_CHECKING:
+    import collections.abc
+
     from channels.layers import BaseChannelLayer
 
-logger = logging.getLogger("channels_graphql_typed")
-
-DEFAULT_NOTIFICATION_QUEUE_LIMIT: Final = 1000
-
-CANCEL_GRACE: Final = 0.25
-"""Seconds a cancelled receive gets to end before it is woken up (see
-:func:`end_receive`), then again after."""
-
-RETRY_INITIAL_DELAY: Final = 0.1
-"""Seconds before the first retry once the channel layer failed; doubled after each
-retry that fails, up to :data:`RETRY_MAX_DELAY`."""
-RETRY_MAX_DELAY: Final = 2.0
-"""Longest wait, in seconds, between two retries while the channel layer fails."""
-EPISODE_SETTLE: Final = 10.0
-"""Seconds after the layer answers again during which new failures are not logged."""
-MALFORMED_LOG_INTERVAL: Final = 60.0
-"""Seconds during which further malformed channel-layer messages are counted, not
-logged, after one was logged."""
-PROBE_GROUP: Final = PROBE
-"""Retries send a :class:`~channels_graphql_typed._layer_messages.ProbeMessage` to this
-group, which nobody joins: a harmless round trip to the layer."""
-
-_SAFE_GROUP = re.compile(r"[A-Za-z0-9_\-.]{1,48}")
-
-FANOUT_CHANNEL_MARK: Final = "cgt-fanout-"
-"""Starts the process-specific part (after ``!``) of the fan-out's channel names. (A
-prefix of its own would not do: channels-redis' core layer reads all the process's
-channels through one "real" channel per prefix, under one lock.)"""
-FANOUT_CHANNEL_CAPACITY: Final = 100_000
-"""Capacity given to the fan-out's channels when the layer's settings name none for them:
-one such channel carries the notifications of every subscriber of a process, whose own
-bounded queues already bound memory, so the layer's default (100) would drop a burst."""
-_FANOUT_CHANNEL = re.compile(rf".*!{re.escape(FANOUT_CHANNEL_MARK)}")
-
-
-def raise_fanout_capacity(layer: BaseChannelLayer) -> None:
-    """Give the fan-out's channels :data:`FANOUT_CHANNEL_CAPACITY` on ``layer`` unless its
-    ``channel_capacity`` setting names them. Capacity is checked by the sending process,
-    so both the servers and the processes that broadcast call this."""
-    get_capacity = getattr(layer, "get_capacity", None)
-    default = getattr(layer, "capacity", None)
-    if get_capacity is None or default is None:
-        return  # a layer without capacities (channels-redis' pub/sub layer)
-    if get_capacity(f"specific.sample!{FANOUT_CHANNEL_MARK}sample") != default:
-        return  # configured by the user, or raised already
-    capacities = getattr(layer, "channel_capacity", None)
-    if isinstance(capacities, list):
-        capacities.insert(0, (_FANOUT_CHANNEL, FANOUT_CHANNEL_CAPACITY))
-    elif capacities == {}:
-        # The in-memory layer keeps the setting's (empty) dict; get_capacity() iterates
-        # pairs, as the compiled list that channels-redis keeps.
-        untyped: Any = layer
-        untyped.channel_capacity = [(_FANOUT_CHANNEL, FANOUT_CHANNEL_CAPACITY)]
-
-
-async def _new_fanout_channel(layer: BaseChannelLayer) -> str:
-    channel = await layer.new_channel()
-    if hasattr(layer, "get_capacity") and "!" in channel:
-        # Marked, so that raise_fanout_capacity() applies to it in every process. (Layers
-        # without capacities, like the pub/sub layer, subscribe to the name they made.)
-        raise_fanout_capacity(layer)
-        channel = channel.replace("!", f"!{FANOUT_CHANNEL_MARK}", 1)
-    return channel
-
-
-def class_namespace(module: str, qualname: str) -> str:
-    """A short, stable, Channels-safe namespace for a subscription class."""
-    readable = re.sub(r"[^A-Za-z0-9]", "", qualname.rsplit(".", 1)[-1])[:24] or "S"
-    digest = hashlib.sha256(f"{module}.{qualname}".encode()).hexdigest()[:10]
-    return f"cgt.{readable}-{digest}"
-
-
-def group_name(namespace: str, group: str | None) -> str:
-    """The Channels group of ``group`` within a class namespace; ``None`` is the class's
-    default group, which every subscription of the class joins.
-
-    Safe short names stay readable (``u_`` prefix); anything else -- long, non-ASCII,
-    with other characters -- is hashed (``h_`` prefix), so two different user strings
-    never share a Channels group and the result is always under Channels' 100-character
-    limit.
-    """
-    if group is None:
-        return f"{namespace}.all"
-    if _SAFE_GROUP.fullmatch(group):
-        return f"{namespace}.u_{group}"
-    return (
-        f"{namespace}.h_{hashlib.sha256(group.encode('utf-8', 'surrogatepass')).hexdigest()[:40]}"
-    )
-
-
-_END: Final = object()
-
-
-class NotificationQueue:
-    """A bounded FIFO of one subscription's notifications; drops the oldest on overflow."""
-
-    def __init__(self, limit: int | None, name: str) -> None:
-        if limit is not None and limit < 1:
-            raise ValueError(
-                f"notification_queue_limit must be at least 1, or None for no limit: {limit!r}"
-            )
-        # Created on the first notification and dropped once drained: most subscriptions
-        # are idle most of the time, and an empty deque still costs most of a kilobyte.
-        self._items: collections.deque[Any] | None = None
-        self._limit = limit
-        self._name = name
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-        self._overflowing = False
-        self.dropped = 0
-
-    def __len__(self) -> int:
-        return 0 if self._items is None else len(self._items)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def put(self, item: Any) -> None:
-        if self._closed:
-            return
-        if self._items is None:
-            self._items = collections.deque()
-        if self._limit is not None and len(self._items) >= self._limit:
-            self._items.popleft()
-            self.dropped += 1
-            if not self._overflowing:
-                # One warning per overflow episode, not one per dropped notification.
-                self._overflowing = True
-                logger.warning(
-                    "Subscriber %s does not keep up: its queue reached %d notifications; "
-                    "the oldest are dropped",
-                    self._name,
-                    self._limit,
-                )
-        self._items.append(item)
-        self._wake()
-
-    def close(self) -> None:
-        """No more notifications: ``get`` returns what is queued, then ``END``."""
-        self._closed = True
-        self._wake()
-
-    async def get(self) -> Any:
-        """The next notification, or :data:`END` once closed and drained."""
-        while not self._items:
-            if self._closed:
-                return _END
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        item = self._items.popleft()
-        if not self._items:
-            self._items = None
-            self._overflowing = False
-        return item
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-
-END: Final = _END
-
-
-class Registration:
-    """One subscription's membership in the local fan-out."""
-
-    __slots__ = ("groups", "queue")
-
-    def __init__(self, queue: NotificationQueue) -> None:
-        self.queue = queue
-        self.groups: set[str] = set()
-
-
-_WAIT_FOR_MAY_SWALLOW_CANCELLATION: Final = sys.version_info < (3, 12)
-"""Python 3.12 rewrote ``asyncio.wait_for`` on ``asyncio.timeout``: see end_receive()."""
-
-
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-async def end_receive(layer: BaseChannelLayer, channel: str, receiving: asyncio.Task[Any]) -> None:
-    """Cancel a task that receives from ``channel`` and wait for its end.
-
-    On Python 3.11, ``asyncio.wait_for`` -- which redis-py uses to send each command
-    when ``socket_timeout`` is set -- returns normally when the cancellation arrives as
-    the send completes: channels-redis' core layer then goes on with its blocking read,
-    round after round, and the receive never ends. A message to the channel ends it, so
-    one is sent if the cancellation alone did not do it promptly.
-    """
-    receiving.cancel()
-    done, _ = await asyncio.wait({receiving}, timeout=CANCEL_GRACE)
-    if not done:
-        with contextlib.suppress(Exception):
-            await send(layer, channel, wake_up_message())
-        done, _ = await asyncio.wait({receiving}, timeout=CANCEL_GRACE)
-    if not done:
-        logger.warning("A receive on %s did not end when cancelled; leaving it", channel)
-    elif not receiving.cancelled():
-        receiving.exception()  # retrieved, whatever it is: the receive was abandoned
-
-
-async def _receive_to_the_end(layer: BaseChannelLayer, channel: str) -> dict[str, Any]:
-    if not _WAIT_FOR_MAY_SWALLOW_CANCELLATION:
-        message: dict[str, Any] = await layer.receive(channel)
-        return message
-    # In a task of its own, so that a cancellation reaches us even when the receive
-    # swallows it, and end_receive() can end the receive.
-    receiving = asyncio.ensure_future(layer.receive(channel))
-    try:
-        await asyncio.wait({receiving})
-    except asyncio.CancelledError:
-        await end_receive(layer, channel, receiving)
-        raise
-    message = receiving.result()
-    return message
-
-
-class ChannelLayerHealth:
-    """The failures of one channel layer as one event loop sees them.
-
-    A failure opens an *episode*: it is logged once, as a warning, and one prober task
-    retries a harmless round trip (a message to :data:`PROBE_GROUP`, which nobody
-    joins) with exponential backoff, from :data:`RETRY_INITIAL_DELAY` up to
-    :data:`RETRY_MAX_DELAY` seconds. The first round trip that succeeds wakes everything
-    waiting in :meth:`wait_until_reachable` and ends the episode (logged at INFO).
-    Everything that fails reports to the same object, so a Redis outage is one warning
-    per process, not one per connection or per message, and one reconnection attempt at
-    a time. Failures in the :data:`EPISODE_SETTLE` seconds after the end belong to the
-    same episode (connections opened before a restart fail when next used): they are
-    retried the same way, silently.
-
-    A timeout of an idle blocking read is not a failure: channels-redis' core layer
-    blocks 5 s in ``BZPOPMIN``, and redis-py (8 and later) gives up reading after its
-    ``socket_timeout``, 5 s by default. That is a configuration to fix (warned once), not
-    an outage: the read is retried at once.
-    """
-
-    def __init__(self, layer: BaseChannelLayer, alias: str) -> None:
-        self._layer = layer
-        self._alias = alias
-        self._failing_since: float | None = None
-        self._logged = False
-        self._quiet_until = 0.0
-        self._reachable = asyncio.Event()
-        self._reachable.set()
-        self._prober: asyncio.Task[None] | None = None
-        self._timeout_warned = False
-        self.episodes = 0
-        """How many failure episodes began (each was logged once)."""
-        self.malformed = 0
-        """How many channel-layer messages were dropped as malformed (logged at most once
-        per :data:`MALFORMED_LOG_INTERVAL`)."""
-        self._malformed_logged_at: float | None = None
-        self._malformed_unlogged = 0
-
-    @property
-    def failing(self) -> bool:
-        """Whether an episode is open: the layer failed and has not answered since."""
-        return self._failing_since is not None
-
-    def report(self, error: Exception) -> None:
-        """Record a failure of the layer; the first of an episode is logged."""
-        if self._failing_since is None:
-            now = asyncio.get_running_loop().time()
-            self._failing_since = now
-            self._reachable.clear()
-            self._logged = now >= self._quiet_until
-            if self._logged:
-                self.episodes += 1
-                logger.warning(
-                    "The channel layer %r failed (%s: %s); retrying until it answers. "
-                    "Subscribers in this process miss the broadcasts sent meanwhile",
-                    self._alias,
-                    type(error).__name__,
-                    error,
-                )
-        if self._prober is None or self._prober.done():
-            self._prober = asyncio.ensure_future(self._probe())
-
-    def malformed_message(self, reason: str) -> None:
-        """Count a dropped message; log it unless one was logged in the last
-        :data:`MALFORMED_LOG_INTERVAL` seconds (then the next log says how many)."""
-        self.malformed += 1
-        now = asyncio.get_running_loop().time()
-        logged_at = self._malformed_logged_at
-        if logged_at is not None and now - logged_at < MALFORMED_LOG_INTERVAL:
-            self._malformed_unlogged += 1
-            return
-        unlogged, self._malformed_unlogged = self._malformed_unlogged, 0
-        self._malformed_logged_at = now
-        logger.warning(
-            "Dropped a malformed message from the channel layer %r: %s%s. Anything that "
-            "can write to the layer can send such messages: keep it private",
-            self._alias,
-            reason,
-            f" ({unlogged} more dropped since the previous warning)" if unlogged else "",
-        )
-
-    async def wait_until_reachable(self) -> None:
-        """Return once no episode is open (at once if none is)."""
-        await self._reachable.wait()
-
-    def is_idle_timeout(self, error: Exception) -> bool:
-        """Whether ``error`` is a read timeout (warned about once), not a failure."""
-        redis_exceptions = sys.modules.get("redis.exceptions")
-        timeout = isinstance(error, TimeoutError) or (
-            redis_exceptions is not None and isinstance(error, redis_exceptions.TimeoutError)
-        )
-        if timeout and not self._timeout_warned:
-            self._timeout_warned = True
-            logger.warning(
-                "Receiving from the channel layer %r timed out (%s). With channels-redis' "
-                "RedisChannelLayer, redis-py's socket_timeout (5 s by default since "
-                "redis-py 8) must be longer than the layer's 5 s blocking read: set it in "
-                'the layer\'s hosts, e.g. {"address": "redis://...", "socket_timeout": 10}. '
-                "Retrying",
-                self._alias,
-                error,
-            )
-        return timeout
-
-    async def receive(self, channel: str) -> dict[str, Any]:
-        """The layer's next message on ``channel``: failures of the layer are waited
-        out, not raised, and a cancellation always ends the receive (see
-        :func:`end_receive`)."""
-        while True:
-            try:
-                return await _receive_to_the_end(self._layer, channel)
-            except Exception as error:
-                if _is_undecodable(error):
-                    # The layer took a message it cannot decode (channels-redis' core
-                    # layer reads all of a process's channels together: it may be any
-                    # of them, the fan-out's included). The layer works.
-                    self.malformed_message(f"the layer cannot decode it ({error!r:.200})")
-                elif not self.is_idle_timeout(error):
-                    self.report(error)
-                    await self.wait_until_reachable()
-
-    async def _probe(self) -> None:
-        delay = RETRY_INITIAL_DELAY
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await group_send(self._layer, PROBE_GROUP, probe_message())
-            except Exception:
-                delay = min(delay * 2, RETRY_MAX_DELAY)
-                continue
-            break
-        if self._failing_since is not None:
-            now = asyncio.get_running_loop().time()
-            if self._logged:
-                logger.info(
-                    "The channel layer %r answers again, after %.1f s",
-                    self._alias,
-                    now - self._failing_since,
-                )
-                self._quiet_until = now + EPISODE_SETTLE
-            self._failing_since = None
-        self._reachable.set()
+    from ._notification_queue import Registration
 
 
 class _GroupLocks:
@@ -551,7 +190,7 @@ class FanOut:
         try:
             await change(group, channel)
         except Exception:
-            if _cancelling():
+            if cancelling():
                 raise
             await change(group, channel)
 
@@ -623,7 +262,7 @@ class FanOut:
             return self._channel
         async with self._channel_lock:
             if self._channel is None:
-                self._channel = await _new_fanout_channel(self.layer)
+                self._channel = await new_fanout_channel(self.layer)
             if self._listener is None:
                 self._listener = asyncio.ensure_future(self._listen(self._channel))
                 interval = self.refresh_interval
@@ -645,9 +284,9 @@ class FanOut:
             try:
                 message = await self.layer.receive(channel)
             except Exception as error:
-                if _cancelling():  # a layer that turned the cancellation into an error
+                if cancelling():  # a layer that turned the cancellation into an error
                     raise asyncio.CancelledError from error
-                if _is_undecodable(error):
+                if is_undecodable(error):
                     # The layer took a message off the channel and could not decode it:
                     # the layer works; the message is dropped.
                     self.health.malformed_message(f"the layer cannot decode it ({error!r:.200})")
@@ -655,7 +294,7 @@ class FanOut:
                     self.health.report(error)
                     await self._rejoin_when_reachable(channel)
                 continue
-            if _cancelling():  # a cancellation swallowed on the way (see end_receive)
+            if cancelling():  # a cancellation swallowed on the way (see end_receive)
                 raise asyncio.CancelledError
             try:
                 self.dispatch(message)
@@ -738,30 +377,9 @@ class FanOut:
                 logger.exception("Cannot queue a notification for group %s", group)
 
 
-def _is_undecodable(error: Exception) -> bool:
-    """Whether a receive failed on the message it took (bytes that do not decode to a
-    message), not on the layer: channels-redis decodes after it took the message."""
-    unpack_errors = sys.modules.get("msgpack.exceptions")
-    if unpack_errors is not None and isinstance(error, unpack_errors.UnpackException):
-        return True
-    return isinstance(error, ValueError | TypeError | KeyError | AttributeError)
-
-
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, FanOut]] = (
     weakref.WeakKeyDictionary()
 )
-
-
-def channel_layer(alias: str) -> BaseChannelLayer:
-    """The channel layer ``alias``, ready for the fan-out's messages (both the servers and
-    the processes that broadcast get it here)."""
-    layer = get_channel_layer(alias)
-    if layer is None:
-        raise RuntimeError(
-            f"Typed subscriptions need a channel layer: CHANNEL_LAYERS[{alias!r}] is not set"
-        )
-    raise_fanout_capacity(layer)  # the sender's settings decide what the layer drops
-    return layer
 
 
 def get_fanout(alias: str) -> FanOut:

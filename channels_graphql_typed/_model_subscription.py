@@ -42,7 +42,6 @@ import decimal
 import enum
 import functools
 import inspect
-import logging
 import typing
 import uuid
 from collections.abc import Sequence  # noqa: TC003 (subscribe's annotations are evaluated)
@@ -56,10 +55,9 @@ from django.db.models.signals import post_delete, post_save
 from strawberry.scalars import JSON
 
 from ._checks import record_model_subscription
+from ._log import logger
 from ._serialization import serialize_payload
 from ._subscription import SKIP, Info, Skip, Subscription, _has_resolvers, _overrides
-
-logger = logging.getLogger("channels_graphql_typed")
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -140,7 +138,7 @@ class ModelSubscription(Subscription[ModelEvent[ModelT]]):
         if model is not None:
             cls.model = model
             own = dict(inspect.get_annotations(cls))
-            for reserved in ("action", "node", "node_values"):
+            for reserved in ("action", "node"):
                 if reserved in own:
                     raise TypeError(
                         f"{cls.__qualname__}: {reserved!r} is given by ModelSubscription; "
@@ -152,30 +150,23 @@ class ModelSubscription(Subscription[ModelEvent[ModelT]]):
                 "action": ModelAction,
                 "node": _node_type(cls, model, fields),
                 **own,
-                "node_values": strawberry.Private[tuple[Any, ...]],
             }
-            cls.node_values = dataclasses.field(init=False, repr=False, default=())  # type: ignore[attr-defined]
         super().__init_subclass__(**kwargs)
         if model is not None:
             _connect_signals(cls, model)
             record_model_subscription(cls)
 
-    def __post_init__(self) -> None:
-        # The executor shares one result between the subscribers of equal operations when
-        # the results' fields are equal, but a model instance equals every other instance
-        # of its row: the exposed values are a (private) field too, so two changes of one
-        # row never share a result.
+    def _cgt_event_key(self) -> tuple[object, ...]:
+        # The result sharing contract (TypedSubscriptionResult): every field of the
+        # result -- the action, a subclass's own fields (set per subscriber by a publish
+        # of its own, say) -- with the node's exposed values standing for the node (the
+        # instance itself would not do: Django makes it equal to every other instance of
+        # its row, so two changes of one row would share a result).
         node = self.node.__dict__
-        self.__dict__["node_values"] = tuple(node.get(name) for name in self._node_attributes)
-
-    def _cgt_event_key(self) -> tuple[Any, ...]:
-        # The executor shares one result between the subscribers of equal operations when
-        # these values are equal: every field of the result -- the action, a subclass's
-        # own fields (set per subscriber by a publish of its own, say) -- with the node's
-        # exposed values standing for the node (the instance itself would not do: Django
-        # makes it equal to every other instance of its row). The executor compares
-        # them exactly and shares nothing when one of them is not a plain value.
-        return tuple(self.__dict__[name] for name in self.__dataclass_fields__ if name != "node")
+        return (
+            *(getattr(self, name) for name in self.__dataclass_fields__ if name != "node"),
+            *(node.get(name) for name in self._node_attributes),
+        )
 
     @classmethod
     def _cgt_payload_reaches_user_code(cls) -> bool:

@@ -46,16 +46,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import logging
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from graphql import GraphQLError, OperationType
 
+from . import _log as log_where
 from ._contract import INTERNAL_ERROR_MESSAGE, OperationSettings, current_operation
 from ._exceptions import OperationRejected
 from ._execution import GraphqlExecutor, format_errors
-from ._fanout import DEFAULT_NOTIFICATION_QUEUE_LIMIT
-from ._protocol import StartOperation, StopOperation
+from ._log import logger
+from ._notification_queue import DEFAULT_NOTIFICATION_QUEUE_LIMIT
+from ._protocol import Failure, StartOperation, StopOperation
 from ._protocol.common import (
     DEFAULT_MAX_OPERATIONS_SIZE,
     RELEASED_PAYLOAD,
@@ -67,11 +68,10 @@ from ._protocol.messages import ExecutionResultPayload, confirmation_requested
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Sequence
 
-    from ._execution import OperationRun, PreparedOperation, SubscriptionResults
+    from ._document_cache import PreparedOperation
+    from ._execution import OperationRun, SubscriptionResults
     from ._protocol import Action, Operation
     from ._protocol.messages import FormattedError, OperationPayload
-
-logger = logging.getLogger("channels_graphql_typed")
 
 
 def _default_confirmation() -> ExecutionResultPayload:
@@ -112,14 +112,27 @@ class OperationMachine(Protocol):
     """What the runner needs of a protocol machine: the actions for an operation's
     outcomes. Each returns no action for an operation that is no longer active."""
 
-    def send_result(self, operation: Operation, result: ExecutionResultPayload) -> list[Action]:
-        """One result (a query's only one, or a subscription's next)."""
+    def send_result(
+        self, operation: Operation, result: ExecutionResultPayload, *, request_error: bool = False
+    ) -> list[Action]:
+        """One result (a query's only one, or a subscription's next). ``request_error``:
+        it holds request errors that stopped execution before it began (variables that
+        cannot be coerced)."""
 
     def send_serialized_result(self, operation: Operation, payload_json: str) -> list[Action]:
         """One result already serialized to JSON."""
 
-    def send_errors(self, operation: Operation, errors: Sequence[FormattedError]) -> list[Action]:
-        """The operation failed before it ran; it ends."""
+    def send_errors(
+        self, operation: Operation, errors: Sequence[FormattedError], failure: Failure = ...
+    ) -> list[Action]:
+        """The operation failed before it ran, for the reason ``failure``; it ends."""
+
+    def refusal(self, operation: Operation, operation_type: OperationType) -> list[Action] | None:
+        """Once the operation is prepared: the actions that refuse it because the
+        transport cannot run an operation of this type (it ends), or None to run it."""
+
+    def subscribed(self, operation: Operation) -> list[Action]:
+        """A subscription is in all its groups: from now on no broadcast passes it by."""
 
     def complete(self, operation: Operation) -> list[Action]:
         """The operation ended on the server's side."""
@@ -205,6 +218,12 @@ class ConnectionOperations:
         transport): :meth:`close` cancels it with the operations; a failure is logged."""
         return self._spawn(coroutine, None)
 
+    async def wait_for_operations(self) -> None:
+        """Wait until every running operation has ended by itself (a transport whose
+        response is complete lets its operation finish its clean-up)."""
+        while self._operation_tasks:
+            await asyncio.wait(list(self._operation_tasks.values()))
+
     async def close(self) -> None:
         """The connection is gone: cancel every task of it and wait until all have ended."""
         self._closed = True
@@ -259,23 +278,32 @@ class ConnectionOperations:
     async def _run_operation(self, operation: Operation, ready: asyncio.Event | None) -> None:
         # Read by the typed subscriptions this operation opens (in this task's context).
         current_operation.set(self._settings.operation)
+        log_where.operation_id.set(operation.id)
         machine, sink = self._machine, self._sink
         try:
             try:
                 await sink.on_operation(operation.id, operation.payload)
             except OperationRejected as exc:
                 await sink.perform(
-                    machine.send_errors(operation, [error(str(exc) or "Operation rejected")])
+                    machine.send_errors(
+                        operation, [error(str(exc) or "Operation rejected")], Failure.REFUSED
+                    )
                 )
                 return
             except GraphQLError as exc:
-                await sink.perform(machine.send_errors(operation, format_errors([exc])))
+                await sink.perform(
+                    machine.send_errors(operation, format_errors([exc]), Failure.REFUSED)
+                )
                 return
             except Exception:
                 # A bug of the hook, or of what it calls: its text is not for the client
                 # (it may name a database or a broker).
                 logger.exception("on_operation raised; operation %r refused", operation.id)
-                await sink.perform(machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)]))
+                await sink.perform(
+                    machine.send_errors(
+                        operation, [error(INTERNAL_ERROR_MESSAGE)], Failure.INTERNAL
+                    )
+                )
                 return
             run = self._settings.executor.start(operation.payload, self._context)
             try:
@@ -286,7 +314,9 @@ class ConnectionOperations:
             raise
         except Exception:
             logger.exception("Operation %r failed", operation.id)
-            await sink.perform(machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)]))
+            await sink.perform(
+                machine.send_errors(operation, [error(INTERNAL_ERROR_MESSAGE)], Failure.INTERNAL)
+            )
         finally:
             if ready is not None:
                 ready.set()
@@ -316,13 +346,21 @@ class ConnectionOperations:
             await sink.perform(machine.send_errors(operation, [error(message)]))
             return
         try:
+            refusal = machine.refusal(operation, prepared.operation_type)
+            if refusal is not None:
+                await sink.perform(refusal)
+                return
             if prepared.operation_type is OperationType.SUBSCRIPTION:
                 stream = await run.subscribe(prepared)
                 del prepared  # the raw variables: the stream keeps the coerced ones
-                await self._run_subscription(operation, stream, ready, confirm=confirm)
+                await self._run_subscription(
+                    operation, stream, ready, confirm=confirm, request_error=run.request_failed
+                )
                 return
             result = await run.execute(prepared)
-            await sink.perform(machine.send_result(operation, result))
+            await sink.perform(
+                machine.send_result(operation, result, request_error=run.request_failed)
+            )
             await sink.perform(machine.complete(operation))
         finally:
             self._operations_size -= size
@@ -350,6 +388,7 @@ class ConnectionOperations:
         ready: asyncio.Event | None,
         *,
         confirm: bool,
+        request_error: bool = False,
     ) -> None:
         machine, sink = self._machine, self._sink
         # Typed subscriptions are in all their groups once subscribe() has returned:
@@ -357,10 +396,11 @@ class ConnectionOperations:
         if ready is not None:
             ready.set()
         if isinstance(stream, dict):
-            await sink.perform(machine.send_result(operation, stream))
+            await sink.perform(machine.send_result(operation, stream, request_error=request_error))
             await sink.perform(machine.complete(operation))
             return
         try:
+            await sink.perform(machine.subscribed(operation))
             if confirm:
                 await sink.perform(
                     machine.send_result(operation, self._settings.subscription_confirmation_message)

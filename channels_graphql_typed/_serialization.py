@@ -51,7 +51,6 @@ import dataclasses
 import datetime
 import decimal
 import enum
-import logging
 import struct
 import sys
 import threading
@@ -59,16 +58,18 @@ import types
 import typing
 import uuid
 import zoneinfo
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeGuard, TypeVar
 
 import msgpack
 
 from ._exceptions import PayloadSerializationError
+from ._log import logger
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-logger = logging.getLogger("channels_graphql_typed")
+    from django.db.models import Model
+
 
 MAX_PAYLOAD_DEPTH: Final = 32
 """Deepest nesting of containers (lists, tuples, sets, dicts, dataclasses, named tuples,
@@ -82,24 +83,34 @@ FORMAT_MARKER: Final = b"\xc1\x02"
 uses, so no msgpack document (such as the earlier, unversioned format) starts with it;
 then the format version."""
 
-# Leaf extension types: their data is bytes, decoded without msgpack.
-_DATETIME: Final = 1
-_MAX_ZONE_KEY_LENGTH: Final = 256
-_DATE: Final = 2
-_TIME: Final = 3
-_TIMEDELTA: Final = 4
-_UUID: Final = 5
-_DECIMAL: Final = 6
-_TAG: Final = 20
-"""The extension type of tags: its one byte of data says what the array it starts is."""
 
-_TUPLE: Final = 1
-_SET: Final = 2
-_FROZENSET: Final = 3
-_ENUM: Final = 4
-_DATACLASS: Final = 5
-_MODEL: Final = 6
-_NAMED_TUPLE: Final = 7
+class ExtensionType(enum.IntEnum):
+    """msgpack extension types of the wire format. The leaf types' data is bytes,
+    decoded without msgpack; a :attr:`TAG` starts a typed array."""
+
+    DATETIME = 1
+    DATE = 2
+    TIME = 3
+    TIMEDELTA = 4
+    UUID = 5
+    DECIMAL = 6
+    TAG = 20
+    """Its one byte of data (a :class:`TagKind`) says what the array it starts is."""
+
+
+class TagKind(enum.IntEnum):
+    """What a typed array (one starting with a :attr:`ExtensionType.TAG`) holds."""
+
+    TUPLE = 1
+    SET = 2
+    FROZENSET = 3
+    ENUM = 4
+    DATACLASS = 5
+    MODEL = 6
+    NAMED_TUPLE = 7
+
+
+_MAX_ZONE_KEY_LENGTH: Final = 256
 
 _TIMEDELTA_STRUCT: Final = struct.Struct("<qqq")
 
@@ -113,8 +124,8 @@ class _Tag:
         self.kind = kind
 
 
-_TAGS: Final = {kind: _Tag(kind) for kind in range(1, 8)}
-_TAG_EXTENSIONS: Final = {kind: msgpack.ExtType(_TAG, bytes([kind])) for kind in _TAGS}
+_TAGS: Final[dict[int, _Tag]] = {kind: _Tag(kind) for kind in TagKind}
+_TAG_EXTENSIONS: Final = {kind: msgpack.ExtType(ExtensionType.TAG, bytes([kind])) for kind in _TAGS}
 
 
 # --- the registry ---------------------------------------------------------------------------
@@ -122,7 +133,7 @@ _TAG_EXTENSIONS: Final = {kind: msgpack.ExtType(_TAG, bytes([kind])) for kind in
 _lock = threading.Lock()
 _classes: dict[str, type] = {}
 """Registered enums, named tuples and dataclasses, by ``module:qualname``."""
-_models: dict[str, type] = {}
+_models: dict[str, type[Model]] = {}
 """Registered Django models, by app label and model name (``Model._meta.label``)."""
 _pending: list[tuple[object, dict[Any, Any]]] = []
 """Annotations still to walk (read at first use, when every module is imported)."""
@@ -177,7 +188,7 @@ def _kind(cls: type) -> str | None:
     return None
 
 
-def _is_model_class(cls: type) -> bool:
+def _is_model_class(cls: type) -> TypeGuard[type[Model]]:
     models = sys.modules.get("django.db.models")
     return models is not None and issubclass(cls, models.Model)
 
@@ -237,10 +248,10 @@ def _walk(annotation: object, substitutions: dict[Any, Any], seen: set[int]) -> 
 
 
 def _walk_class(cls: type, substitutions: dict[Any, Any], seen: set[int]) -> None:
-    kind = _kind(cls)
-    if kind == "model":
-        _models[cls._meta.label] = cls  # type: ignore[attr-defined]
+    if _is_model_class(cls):
+        _models[cls._meta.label] = cls
         return
+    kind = _kind(cls)
     if kind is None and not hasattr(cls, "__strawberry_definition__"):
         return  # builtins and other classes: nothing of theirs is registered
     if kind is not None and "<locals>" not in cls.__qualname__:
@@ -300,18 +311,18 @@ def _encode(value: Any, depth: int) -> Any:
             # The offset alone would lose the zone (and DST arithmetic with it): the key
             # follows, as in RFC 9557's "2026-03-29T01:30:00+01:00[Europe/Paris]".
             text = f"{text}[{zone.key}]"
-        return msgpack.ExtType(_DATETIME, text.encode())
+        return msgpack.ExtType(ExtensionType.DATETIME, text.encode())
     if isinstance(value, datetime.date):
-        return msgpack.ExtType(_DATE, value.isoformat().encode())
+        return msgpack.ExtType(ExtensionType.DATE, value.isoformat().encode())
     if isinstance(value, datetime.time):
-        return msgpack.ExtType(_TIME, value.isoformat().encode())
+        return msgpack.ExtType(ExtensionType.TIME, value.isoformat().encode())
     if isinstance(value, datetime.timedelta):
         data = _TIMEDELTA_STRUCT.pack(value.days, value.seconds, value.microseconds)
-        return msgpack.ExtType(_TIMEDELTA, data)
+        return msgpack.ExtType(ExtensionType.TIMEDELTA, data)
     if isinstance(value, uuid.UUID):
-        return msgpack.ExtType(_UUID, value.bytes)
+        return msgpack.ExtType(ExtensionType.UUID, value.bytes)
     if isinstance(value, decimal.Decimal):
-        return msgpack.ExtType(_DECIMAL, str(value).encode())
+        return msgpack.ExtType(ExtensionType.DECIMAL, str(value).encode())
     if not isinstance(value, enum.Enum):
         # Subclasses of the primitive builtins travel as the builtin.
         primitive: type[Any]
@@ -331,23 +342,27 @@ def _encode(value: Any, depth: int) -> Any:
         return {_encode(key, inner): _encode(item, inner) for key, item in value.items()}
     if isinstance(value, enum.Enum):
         name = _registered_name(kind, "enum")
-        return [_TAG_EXTENSIONS[_ENUM], name, _encode(value.value, inner)]
+        return [_TAG_EXTENSIONS[TagKind.ENUM], name, _encode(value.value, inner)]
     if isinstance(value, tuple) and hasattr(kind, "_fields"):
         name = _registered_name(kind, "named tuple")
-        return [_TAG_EXTENSIONS[_NAMED_TUPLE], name, *(_encode(item, inner) for item in value)]
+        return [
+            _TAG_EXTENSIONS[TagKind.NAMED_TUPLE],
+            name,
+            *(_encode(item, inner) for item in value),
+        ]
     if isinstance(value, tuple):
-        return [_TAG_EXTENSIONS[_TUPLE], *(_encode(item, inner) for item in value)]
+        return [_TAG_EXTENSIONS[TagKind.TUPLE], *(_encode(item, inner) for item in value)]
     if isinstance(value, frozenset):
-        return [_TAG_EXTENSIONS[_FROZENSET], *(_encode(item, inner) for item in value)]
+        return [_TAG_EXTENSIONS[TagKind.FROZENSET], *(_encode(item, inner) for item in value)]
     if isinstance(value, set):
-        return [_TAG_EXTENSIONS[_SET], *(_encode(item, inner) for item in value)]
+        return [_TAG_EXTENSIONS[TagKind.SET], *(_encode(item, inner) for item in value)]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         name = _registered_name(kind, "dataclass")
         fields = {
             field.name: _encode(getattr(value, field.name), inner)
             for field in dataclasses.fields(value)
         }
-        return [_TAG_EXTENSIONS[_DATACLASS], name, fields]
+        return [_TAG_EXTENSIONS[TagKind.DATACLASS], name, fields]
     model = _model_values(value)
     if model is not None:
         label, db, names, values = model
@@ -361,7 +376,7 @@ def _encode(value: Any, depth: int) -> Any:
                     "channels_graphql_typed.register_payload_type"
                 )
         encoded = [_encode(item, inner) for item in values]
-        return [_TAG_EXTENSIONS[_MODEL], label, db, names, encoded]
+        return [_TAG_EXTENSIONS[TagKind.MODEL], label, db, names, encoded]
     # Subclasses of builtins (an OrderedDict, a UserList-like list): as the builtin.
     if isinstance(value, dict):
         return {_encode(key, inner): _encode(item, inner) for key, item in value.items()}
@@ -424,23 +439,23 @@ def serialize_payload(payload: Any) -> bytes:
 
 
 def _leaf(code: int, data: bytes) -> Any:
-    if code == _TAG:
+    if code == ExtensionType.TAG:
         if len(data) != 1 or data[0] not in _TAGS:
             raise PayloadSerializationError(f"unknown tag {data!r}")
         return _TAGS[data[0]]
     match code:
-        case 1:
+        case ExtensionType.DATETIME:
             return _datetime(data.decode())
-        case 2:
+        case ExtensionType.DATE:
             return datetime.date.fromisoformat(data.decode())
-        case 3:
+        case ExtensionType.TIME:
             return datetime.time.fromisoformat(data.decode())
-        case 4:
+        case ExtensionType.TIMEDELTA:
             days, seconds, microseconds = _TIMEDELTA_STRUCT.unpack(data)
             return datetime.timedelta(days=days, seconds=seconds, microseconds=microseconds)
-        case 5:
+        case ExtensionType.UUID:
             return uuid.UUID(bytes=data)
-        case 6:
+        case ExtensionType.DECIMAL:
             return decimal.Decimal(data.decode())
     raise PayloadSerializationError(f"unknown extension type {code}")
 
@@ -486,23 +501,23 @@ def _decode(value: Any, depth: int) -> Any:
 
 
 def _decode_tagged(kind: int, items: tuple[Any, ...], depth: int) -> Any:
-    if kind == _TUPLE:
+    if kind == TagKind.TUPLE:
         return tuple(_decode(item, depth) for item in items)
-    if kind == _SET:
+    if kind == TagKind.SET:
         return {_decode(item, depth) for item in items}
-    if kind == _FROZENSET:
+    if kind == TagKind.FROZENSET:
         return frozenset(_decode(item, depth) for item in items)
-    if kind == _ENUM:
+    if kind == TagKind.ENUM:
         name, raw = items
         enum_class = _lookup(name, enum.Enum)
         return enum_class(_decode(raw, depth))
-    if kind == _NAMED_TUPLE:
+    if kind == TagKind.NAMED_TUPLE:
         name, *values = items
         named_tuple = _lookup(name, tuple)
         if not hasattr(named_tuple, "_fields"):
             raise PayloadSerializationError(f"{name} is not a named tuple")
         return named_tuple(*(_decode(item, depth) for item in values))
-    if kind == _DATACLASS:
+    if kind == TagKind.DATACLASS:
         name, fields = items
         cls = _lookup(name, object)
         if (
@@ -517,7 +532,7 @@ def _decode_tagged(kind: int, items: tuple[Any, ...], depth: int) -> Any:
             if field.name in fields:
                 object.__setattr__(instance, field.name, _decode(fields[field.name], depth))
         return instance
-    if kind == _MODEL:
+    if kind == TagKind.MODEL:
         label, db, names, values = items
         model = _models.get(label) if isinstance(label, str) else None
         if model is None:
@@ -531,11 +546,11 @@ def _decode_tagged(kind: int, items: tuple[Any, ...], depth: int) -> Any:
             raise PayloadSerializationError(f"bad field values for the model {label}")
         if db is not None and type(db) is not str:
             raise PayloadSerializationError(f"bad database alias for the model {label}")
-        attnames = {field.attname for field in model._meta.concrete_fields}  # type: ignore[attr-defined]
+        attnames = {field.attname for field in model._meta.concrete_fields}
         if not set(names) <= attnames:
             raise PayloadSerializationError(f"unknown fields for the model {label}")
         decoded = [_decode(item, depth) for item in values]
-        return model.from_db(db, list(names), decoded)  # type: ignore[attr-defined]
+        return model.from_db(db, list(names), decoded)
     raise PayloadSerializationError(f"unknown tag {kind}")
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import collections.abc
 import enum
 import inspect
-import logging
 import types
 import typing
 from typing import (
@@ -45,36 +44,35 @@ import strawberry
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
 from graphql import GraphQLError
+from strawberry.types.base import get_object_definition
 
+from . import _log as log_where
+from ._channel_layer import channel_layer
 from ._context import Context
 from ._contract import (
     DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION,
     INTERNAL_ERROR_MESSAGE,
     PublishFailure,
     current_operation,
+    mark_typed_subscription,
     publish_failures,
 )
 from ._exceptions import OperationRejected
-from ._execution import TYPED_SUBSCRIPTION_MARKER
-from ._fanout import (
+from ._fanout import FanOut, get_fanout
+from ._groups import class_namespace, group_name
+from ._layer_messages import group_send, notify_message, unsubscribe_message
+from ._log import logger
+from ._notification_queue import (
     DEFAULT_NOTIFICATION_QUEUE_LIMIT,
     END,
-    FanOut,
     NotificationQueue,
     Registration,
-    channel_layer,
-    class_namespace,
-    get_fanout,
-    group_name,
 )
-from ._layer_messages import group_send, notify_message, unsubscribe_message
 from ._serialization import copy_payload, register_annotation, serialize_payload
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
 
-
-logger = logging.getLogger("channels_graphql_typed")
 
 PayloadT = TypeVar("PayloadT")
 
@@ -123,6 +121,8 @@ class Subscription(Generic[PayloadT]):
     group_namespace: ClassVar[str]
     """Prefix of this class's Channels groups (derived from its module and name)."""
     _hook_names: ClassVar[tuple[str, ...]] = ("subscribe", "publish", "unsubscribed")
+    _cgt_field_names: ClassVar[tuple[str, ...]] = ()
+    """The Python names of the class's result fields (set when the class is defined)."""
     """The methods a subclass may override, each an ``async`` class method."""
     _payload_class: ClassVar[type | tuple[type, ...] | None] = None
     """What ``broadcast`` checks its payload against (None: nothing to check)."""
@@ -136,7 +136,9 @@ class Subscription(Generic[PayloadT]):
         # is a base for other subscriptions, not a GraphQL type of its own.
         if not getattr(cls, "__parameters__", ()):
             strawberry.type(cls, description=cls.__dict__.get("__doc__"))
-            if not cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+            fields = get_object_definition(cls, strict=True).fields
+            cls._cgt_field_names = tuple(field.python_name for field in fields)
+            if not fields:
                 raise TypeError(
                     f"{cls.__qualname__} has no result fields: annotate the fields of its "
                     f"result type in the class body, e.g. `text: str` (a value without an "
@@ -162,20 +164,24 @@ class Subscription(Generic[PayloadT]):
         """
         if isinstance(payload, cls):
             return payload
-        names = cls.__strawberry_definition__.fields  # type: ignore[attr-defined]
         values = {
-            field.python_name: (
-                payload[field.python_name]
+            name: (
+                payload[name]
                 if isinstance(payload, collections.abc.Mapping)
-                else getattr(payload, field.python_name)
+                else getattr(payload, name)
             )
-            for field in names
+            for name in cls._cgt_field_names
         }
         return cls(**values)
 
     @classmethod
     async def unsubscribed(cls, info: Info, *args: Any, **kwargs: Any) -> None:
         """Called when the subscription ends, whatever ended it."""
+
+    def _cgt_event_key(self) -> tuple[object, ...]:
+        # The result sharing contract (TypedSubscriptionResult): every field's value.
+        fields: dict[str, object] = getattr(type(self), "__dataclass_fields__")  # noqa: B009
+        return tuple(getattr(self, name) for name in fields)
 
     @classmethod
     def _cgt_payload_reaches_user_code(cls) -> bool:
@@ -393,7 +399,7 @@ def _resolver_for(cls: type[Subscription[Any]]) -> Any:
     # Strawberry resolves string annotations in the resolver's module: the user's one.
     resolver.__module__ = cls.__module__
     # Tells the executor that this field's results are instances of ``cls``.
-    setattr(resolver, TYPED_SUBSCRIPTION_MARKER, cls)
+    mark_typed_subscription(resolver, cls)
     resolver.__name__ = resolver.__qualname__ = f"{cls.__name__}_resolver"
     resolver.__annotations__ = {"info": strawberry.Info} | {
         parameter.name: parameter.annotation for parameter in arguments
@@ -429,6 +435,7 @@ async def _open_stream(
     cls: type[Subscription[Any]], info: Info, arguments: dict[str, Any]
 ) -> SubscriptionStream[Any]:
     settings = current_operation.get()
+    log_where.subscription_class.set(cls.__qualname__)
     limit = cls.notification_queue_limit
     if limit is None:
         limit = (

@@ -3,8 +3,8 @@
 At ``ready()`` it imports the ``subscriptions`` module of every installed app that has
 one (as Django's admin imports ``admin`` modules), so that the model subscriptions
 declared there connect their signal receivers in every process -- a server, a shell, a
-management command, a worker -- and registers the system check of
-:mod:`channels_graphql_typed._checks`.
+management command, a worker -- and registers the system checks of
+:mod:`channels_graphql_typed._checks` (the deployment ones for ``check --deploy``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from django.apps import AppConfig
 from django.core import checks
 from django.utils.module_loading import autodiscover_modules
 
-from ._checks import check_model_subscriptions
+from ._checks import (
+    check_channel_layers,
+    check_consumers,
+    check_model_subscriptions,
+)
 
 SUBSCRIPTIONS_MODULE: Final = "subscriptions"
 """The module of each installed app that is imported at startup."""
@@ -28,3 +32,5 @@ class ChannelsGraphqlTypedConfig(AppConfig):
     def ready(self) -> None:
         autodiscover_modules(SUBSCRIPTIONS_MODULE)
         checks.register(check_model_subscriptions)
+        for deployment_check in (check_channel_layers, check_consumers):
+            checks.register(deployment_check, deploy=True)

@@ -6,9 +6,16 @@ from typing import TYPE_CHECKING, Any
 
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.core.asgi import get_asgi_application
+from django.urls import re_path
 
-from channels_graphql_typed import ConnectionRejected, GraphqlWsConsumer, OperationRejected
+from channels_graphql_typed import (
+    ConnectionRejected,
+    GraphqlHttpConsumer,
+    GraphqlWsConsumer,
+    OperationRejected,
+)
 from tests.schema import CounterContext, schema
+from tests.subscriptions import schema as subscription_schema
 
 if TYPE_CHECKING:
     from channels_graphql_typed._protocol.messages import OperationPayload
@@ -71,11 +78,21 @@ class SingleThreadConsumer(GraphqlWsConsumer):
 websocket_routes = [SchemaConsumer.as_route("graphql/"), HookConsumer.as_route("hooks/")]
 
 
+class SchemaHttpConsumer(GraphqlHttpConsumer):
+    """The subscription test schema over HTTP and SSE, with default settings."""
+
+    schema = subscription_schema
+
+
 def application() -> ProtocolTypeRouter:
-    """HTTP through Django, WebSocket at /graphql/ through SchemaConsumer."""
+    """GraphQL over HTTP and SSE at /graphql/ through SchemaHttpConsumer, other HTTP
+    through Django, WebSocket at /graphql/ through SchemaConsumer."""
+    # Django's stubs type re_path() for views only (as_route's docstring says more).
+    django: Any = get_asgi_application()
+    everything_else: Any = re_path(r"", django)
     return ProtocolTypeRouter(
         {
-            "http": get_asgi_application(),
+            "http": URLRouter([SchemaHttpConsumer.as_route("graphql/"), everything_else]),
             "websocket": URLRouter(websocket_routes),
         }
     )

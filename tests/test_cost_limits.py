@@ -12,7 +12,7 @@ from typing import Any
 from graphql import ASTValidationRule, ValidationContext
 
 from channels_graphql_typed import GRAPHQL_WS, GraphqlWsConsumer
-from channels_graphql_typed._execution import DocumentCache
+from channels_graphql_typed._document_cache import DocumentCache
 from tests.consumers import SchemaConsumer
 from tests.helpers import WsSession
 from tests.schema import schema

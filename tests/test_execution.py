@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, Context
-from channels_graphql_typed._execution import DocumentCache
+from channels_graphql_typed._document_cache import DocumentCache
 from tests.consumers import MiddlewareConsumer, SchemaConsumer, TinyCacheConsumer
 from tests.helpers import WsSession
 from tests.schema import schema

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from channels_graphql_typed._fanout import FanOut, NotificationQueue, Registration, end_receive
+from channels_graphql_typed._channel_layer import end_receive
+from channels_graphql_typed._fanout import FanOut
 from channels_graphql_typed._layer_messages import NotifyMessage, group_send, notify_message
+from channels_graphql_typed._notification_queue import NotificationQueue, Registration
 from channels_graphql_typed._serialization import serialize_payload
 
 if TYPE_CHECKING:

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from channels_graphql_typed._fanout import FanOut, NotificationQueue, Registration
+from channels_graphql_typed._fanout import FanOut
 from channels_graphql_typed._layer_messages import NOTIFY, group_send, notify_message
+from channels_graphql_typed._notification_queue import NotificationQueue, Registration
 from channels_graphql_typed._serialization import serialize_payload
 
 HANG = 10

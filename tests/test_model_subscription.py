@@ -20,7 +20,8 @@ from django.db import models, transaction
 
 import channels_graphql_typed as cgt
 from channels_graphql_typed import _model_subscription as model_subscription
-from channels_graphql_typed._fanout import get_fanout, group_name
+from channels_graphql_typed._fanout import get_fanout
+from channels_graphql_typed._groups import group_name
 from tests.app.models import Gadget, Message, Note, Room
 from tests.helpers import WsSession
 from tests.model_subscriptions import (
@@ -278,17 +279,17 @@ async def test_fields_of_its_own_are_never_shared_between_subscribers(subprotoco
 
 
 def test_the_event_key_covers_every_field_of_the_result() -> None:
-    from channels_graphql_typed._execution import _event_key
+    from channels_graphql_typed._result_sharing import event_key
     from tests.model_subscriptions import OnEditableNoteChanged
 
     def event(can_edit: Any, text: str = "a") -> Any:
         return OnEditableNoteChanged(action=UPDATED, node=Note(pk=1, text=text), can_edit=can_edit)
 
-    assert _event_key(event(True)) == _event_key(event(True))
-    assert _event_key(event(True)) != _event_key(event(False))
-    assert _event_key(event(True)) != _event_key(event(True, "b"))
+    assert event_key(event(True)) == event_key(event(True))
+    assert event_key(event(True)) != event_key(event(False))
+    assert event_key(event(True)) != event_key(event(True, "b"))
     # A value that is not exactly comparable shares nothing.
-    assert _event_key(event([True])) is None
+    assert event_key(event([True])) is None
 
 
 async def test_delete_delivers_the_last_values(subprotocol: str) -> None:

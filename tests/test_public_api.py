@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
 import subprocess
 import sys
 
@@ -18,6 +20,8 @@ def test_public_names() -> None:
             "CloseCode",
             "ConnectionRejected",
             "Context",
+            "GraphqlHttpConsumer",
+            "GraphqlServer",
             "GraphqlWsClient",
             "GraphqlWsClientError",
             "GraphqlWsConnectionClosed",
@@ -44,6 +48,37 @@ def test_public_names() -> None:
     )
     for name in cgt.__all__:
         assert getattr(cgt, name) is not None
+
+
+def test_exported_members() -> None:
+    """Every public name that importing the package binds is in ``__all__``, and the other
+    way round (httpx's test): what is not exported is in a private module."""
+    names = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import json, channels_graphql_typed as m; print(json.dumps(sorted(vars(m))))",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert sorted(name for name in names if not name.startswith("_")) == sorted(cgt.__all__)
+
+
+def test_implementation_modules_are_private() -> None:
+    """Besides the package itself, users import only its Django app configuration and the
+    testing helpers (an extra); every other module is an implementation detail."""
+    package = pathlib.Path(cgt.__file__).parent
+    public = {
+        module.stem if module.is_file() else module.name
+        for module in package.iterdir()
+        if not module.name.startswith(("_", "."))
+        and (module.suffix == ".py" or (module / "__init__.py").exists())
+    }
+    assert public == {"apps", "testing"}
 
 
 def test_exception_tree() -> None:

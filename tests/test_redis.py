@@ -11,7 +11,8 @@ import redis.asyncio
 from channels.layers import channel_layers
 
 from channels_graphql_typed import GRAPHQL_TRANSPORT_WS
-from channels_graphql_typed._fanout import get_fanout, group_name
+from channels_graphql_typed._fanout import get_fanout
+from channels_graphql_typed._groups import group_name
 from tests.helpers import WsSession
 from tests.redis_support import LAYERS, REDIS_URL, RUN_PREFIX, layer_settings, require_redis
 from tests.subscriptions import ChatEvent, ConfirmingConsumer, OnNewChatMessage

@@ -79,7 +79,7 @@ def test_only_plain_values_make_events_comparable() -> None:
     import dataclasses
     import datetime
 
-    from channels_graphql_typed._execution import _event_key
+    from channels_graphql_typed._result_sharing import event_key
     from tests.app.models import Note
 
     @dataclasses.dataclass
@@ -87,11 +87,11 @@ def test_only_plain_values_make_events_comparable() -> None:
         value: object
 
     plain = Event(value=(1, "a", datetime.date(2026, 1, 1), None))
-    assert _event_key(plain) == _event_key(Event(value=(1, "a", datetime.date(2026, 1, 1), None)))
+    assert event_key(plain) == event_key(Event(value=(1, "a", datetime.date(2026, 1, 1), None)))
     # Two instances of one row are equal to Django whatever their field values: such an
     # event must never share a result.
-    assert _event_key(Event(value=Note(pk=1, text="old"))) is None
-    assert _event_key(Event(value=[1, 2])) is None
+    assert event_key(Event(value=Note(pk=1, text="old"))) is None
+    assert event_key(Event(value=[1, 2])) is None
 
 
 async def test_middleware_turns_sharing_off_unless_declared_context_free() -> None:
@@ -123,12 +123,20 @@ def test_events_that_render_differently_never_share_a_key() -> None:
     import datetime
     import decimal
 
-    from channels_graphql_typed._execution import _event_key
+    from channels_graphql_typed._result_sharing import event_key
 
     @dataclasses.dataclass
-    class Event:
+    class Event:  # a TypedSubscriptionResult, as every typed subscription's result is
         value: object
 
+        def _cgt_event_key(self) -> tuple[object, ...]:
+            return (self.value,)
+
+    @dataclasses.dataclass
+    class Untyped:
+        value: object
+
+    assert event_key(Untyped(1)) is None  # not a typed subscription's result: not shared
     pairs = [
         (1, True),
         (decimal.Decimal("1.5"), decimal.Decimal("1.50")),
@@ -143,7 +151,7 @@ def test_events_that_render_differently_never_share_a_key() -> None:
     ]
     for first, second in pairs:
         assert first == second
-        assert _event_key(Event(first)) != _event_key(Event(second)), (first, second)
+        assert event_key(Event(first)) != event_key(Event(second)), (first, second)
 
 
 def test_the_shared_key_holds_digests_not_the_clients_texts() -> None:
@@ -152,7 +160,7 @@ def test_the_shared_key_holds_digests_not_the_clients_texts() -> None:
     def key(variables: dict[str, list[str]]) -> tuple[object, ...]:
         prepared = asyncio.run(executor.prepare({"query": MEASUREMENT, "variables": variables}))
         assert not isinstance(prepared, list)
-        shared = executor.shared_results_key(prepared)
+        shared = executor.sharing.operation_key(prepared)
         assert shared is not None
         return shared
 

@@ -16,7 +16,8 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from channels_graphql_typed._fanout import get_fanout, group_name
+from channels_graphql_typed._fanout import get_fanout
+from channels_graphql_typed._groups import group_name
 from tests.client.conftest import HOST, serve
 from tests.subscriptions import OnBig, SmallQueueConsumer
 

@@ -14,7 +14,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed._fanout import get_fanout, group_name
+from channels_graphql_typed._fanout import get_fanout
+from channels_graphql_typed._groups import group_name
 from channels_graphql_typed._layer_messages import notify_message
 from channels_graphql_typed._serialization import serialize_payload
 from tests.helpers import WsSession

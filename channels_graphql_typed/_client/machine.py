@@ -170,12 +170,12 @@ OperationEvent = ResultReceived | ErrorsReceived | OperationCompleted
 # the client closes 4004 (CloseCode.BAD_RESPONSE) on any message it cannot accept.
 
 
-def _optional_object(message: dict[str, Any], key: str) -> dict[str, Any] | None:
+def _optional_object(message: dict[str, object], key: str) -> dict[str, Any] | None:
     reason = f"{message['type']!r} has a {key!r} that is not an object"
     return optional_field(message, key, dict, reason)
 
 
-def _operation_id(message: dict[str, Any]) -> str:
+def _operation_id(message: dict[str, object]) -> str:
     value = message.get("id")
     if not isinstance(value, str):
         raise InvalidMessage(f"{message['type']!r} without a string 'id'")
@@ -190,7 +190,7 @@ def _errors(value: object, what: str) -> list[FormattedError]:
     return cast("list[FormattedError]", value)
 
 
-def _result(message: dict[str, Any]) -> ExecutionResultPayload:
+def _result(message: dict[str, object]) -> ExecutionResultPayload:
     payload = message.get("payload")
     if not isinstance(payload, dict):
         raise InvalidMessage(f"{message['type']!r} without an object 'payload'")
@@ -201,7 +201,7 @@ def _result(message: dict[str, Any]) -> ExecutionResultPayload:
     return cast("ExecutionResultPayload", payload)
 
 
-def _legacy_errors(message: dict[str, Any]) -> list[FormattedError]:
+def _legacy_errors(message: dict[str, object]) -> list[FormattedError]:
     # The legacy spec makes the payload one error object. This library's server puts
     # all errors under "errors" as well (Apollo's client reads that key first); some
     # servers send a list. Accept the three shapes.
@@ -313,7 +313,7 @@ class ClientProtocolMachine:
             reason = exc.reason.removeprefix("Invalid message: ")
             raise GraphqlWsProtocolError(f"Invalid message from the server: {reason}") from None
 
-    def _transport_ws(self, message: dict[str, Any]) -> list[ClientEvent]:
+    def _transport_ws(self, message: dict[str, object]) -> list[ClientEvent]:
         match message["type"]:
             case "connection_ack":
                 return self._acknowledge(message)
@@ -334,9 +334,9 @@ class ClientProtocolMachine:
             case "complete":
                 return self._end(OperationCompleted(_operation_id(message)))
             case other:
-                raise InvalidMessage(f"unexpected type {other[:64]!r} on graphql-transport-ws")
+                raise InvalidMessage(f"unexpected type {str(other)[:64]!r} on graphql-transport-ws")
 
-    def _legacy(self, message: dict[str, Any]) -> list[ClientEvent]:
+    def _legacy(self, message: dict[str, object]) -> list[ClientEvent]:
         match message["type"]:
             case "connection_ack":
                 return self._acknowledge(message)
@@ -355,16 +355,16 @@ class ClientProtocolMachine:
             case "complete":
                 return self._end(OperationCompleted(_operation_id(message)))
             case other:
-                raise InvalidMessage(f"unexpected type {other[:64]!r} on graphql-ws")
+                raise InvalidMessage(f"unexpected type {str(other)[:64]!r} on graphql-ws")
 
-    def _acknowledge(self, message: dict[str, Any]) -> list[ClientEvent]:
+    def _acknowledge(self, message: dict[str, object]) -> list[ClientEvent]:
         payload = _optional_object(message, "payload")
         if self.state is not ClientState.AWAITING_ACK:
             raise InvalidMessage("connection_ack without a pending connection_init")
         self.state = ClientState.READY
         return [ConnectionAcknowledged(payload)]
 
-    def _result(self, message: dict[str, Any]) -> list[ClientEvent]:
+    def _result(self, message: dict[str, object]) -> list[ClientEvent]:
         operation_id = _operation_id(message)
         result = _result(message)
         return [ResultReceived(operation_id, result)] if self.is_active(operation_id) else []

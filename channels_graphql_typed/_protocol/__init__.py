@@ -11,20 +11,25 @@ from .common import (
     CloseCode,
     ConnectionInitRequested,
     ConnectionState,
+    EndStream,
+    Failure,
     Operation,
     ProtocolMachine,
+    Respond,
     Send,
+    SendChunk,
     SendText,
     StartOperation,
+    StartStream,
     StopOperation,
 )
-from .legacy_ws import GraphqlWsProtocol
+from .legacy_ws import LegacyGraphqlWsProtocol
 from .messages import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, SUBPROTOCOLS, Subprotocol
 from .transport_ws import GraphqlTransportWsProtocol
 
 PROTOCOL_MACHINES: dict[str, type[ProtocolMachine]] = {
     GRAPHQL_TRANSPORT_WS: GraphqlTransportWsProtocol,
-    GRAPHQL_WS: GraphqlWsProtocol,
+    GRAPHQL_WS: LegacyGraphqlWsProtocol,
 }
 
 __all__ = [
@@ -37,13 +42,18 @@ __all__ = [
     "CloseCode",
     "ConnectionInitRequested",
     "ConnectionState",
+    "EndStream",
+    "Failure",
     "GraphqlTransportWsProtocol",
-    "GraphqlWsProtocol",
+    "LegacyGraphqlWsProtocol",
     "Operation",
     "ProtocolMachine",
+    "Respond",
     "Send",
+    "SendChunk",
     "SendText",
     "StartOperation",
+    "StartStream",
     "StopOperation",
     "Subprotocol",
 ]

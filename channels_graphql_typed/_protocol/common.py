@@ -36,6 +36,8 @@ from .messages import OperationPayload, ServerMessage
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from graphql import OperationType
+
     from .messages import ExecutionResultPayload, FormattedError
 
 
@@ -136,7 +138,64 @@ class StopOperation:
     operation: Operation
 
 
-Action = Send | SendText | Close | ConnectionInitRequested | StartOperation | StopOperation
+@dataclasses.dataclass(frozen=True, slots=True)
+class Respond:
+    """HTTP: send this whole response (status, headers, body); the request is answered."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StartStream:
+    """HTTP: start a streamed response with this status, headers and first chunk."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SendChunk:
+    """HTTP: one more chunk of a streamed response."""
+
+    body: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndStream:
+    """HTTP: the streamed response is complete."""
+
+
+Action = (
+    Send
+    | SendText
+    | Close
+    | ConnectionInitRequested
+    | StartOperation
+    | StopOperation
+    | Respond
+    | StartStream
+    | SendChunk
+    | EndStream
+)
+"""Every action a machine may return: the WebSocket machines' and the HTTP machine's
+(:mod:`.http`); each transport's shell carries out those of its machine."""
+
+
+class Failure(enum.Enum):
+    """Why an operation ended before it ran, for the transports whose answer depends on
+    it (HTTP picks its status code by it; the WebSocket protocols answer alike)."""
+
+    INVALID = "invalid"
+    """The request's fault: the document does not parse or validate, names no operation,
+    or passes a limit."""
+    REFUSED = "refused"
+    """The server's ``on_operation`` hook refused it."""
+    INTERNAL = "internal"
+    """The server failed."""
+
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 1024 * 1024
 DEFAULT_MAX_OPERATIONS_SIZE: Final = 200_000
@@ -216,7 +275,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def decode_frame(text: str) -> dict[str, Any]:
+def decode_frame(text: str) -> dict[str, object]:
     """Parse one text frame into a dict with a string ``type``, or raise InvalidMessage."""
     try:
         value = json.loads(text, parse_constant=_reject_constant)
@@ -234,7 +293,7 @@ _T = TypeVar("_T")
 
 
 def optional_field(
-    container: dict[str, Any],
+    container: dict[str, object],
     key: str,
     kind: type[_T],
     reason: str,
@@ -250,11 +309,11 @@ def optional_field(
     raise InvalidMessage(reason, operation_id)
 
 
-def optional_object(message: dict[str, Any], key: str, what: str) -> dict[str, Any] | None:
+def optional_object(message: dict[str, object], key: str, what: str) -> dict[str, Any] | None:
     return optional_field(message, key, dict, f"Invalid message: {what} must be an object")
 
 
-def operation_id(message: dict[str, Any]) -> str:
+def operation_id(message: dict[str, object]) -> str:
     value = message.get("id")
     if not isinstance(value, str) or not value:
         raise InvalidMessage("Invalid message: 'id' must be a non-empty string")
@@ -263,7 +322,7 @@ def operation_id(message: dict[str, Any]) -> str:
     return value
 
 
-def operation_payload(message: dict[str, Any], operation: str) -> OperationPayload:
+def operation_payload(message: dict[str, object], operation: str) -> OperationPayload:
     payload = message.get("payload")
     if not isinstance(payload, dict):
         raise InvalidMessage("Invalid message: the operation payload must be an object", operation)
@@ -342,8 +401,14 @@ class ProtocolMachine(abc.ABC):
     def is_active(self, operation: Operation) -> bool:
         return self.operations.get(operation.id) is operation
 
-    def send_result(self, operation: Operation, result: ExecutionResultPayload) -> list[Action]:
-        """One result of an operation (a query's only result or a subscription event)."""
+    def send_result(
+        self, operation: Operation, result: ExecutionResultPayload, *, request_error: bool = False
+    ) -> list[Action]:
+        """One result of an operation (a query's only result or a subscription event).
+
+        ``request_error``: the result holds request errors that stopped execution before
+        it began (variables that cannot be coerced); the WebSocket protocols send it
+        like any result."""
         if not self.is_active(operation):
             return []
         return [Send(self._result_message(operation.id, result))]
@@ -358,12 +423,25 @@ class ProtocolMachine(abc.ABC):
             return []
         return [SendText(f"{operation.result_prefix}{payload_json}}}")]
 
-    def send_errors(self, operation: Operation, errors: Sequence[FormattedError]) -> list[Action]:
+    def send_errors(
+        self,
+        operation: Operation,
+        errors: Sequence[FormattedError],
+        failure: Failure = Failure.INVALID,
+    ) -> list[Action]:
         """The operation failed before execution (parse, validation, rejection): it ends."""
         if not self.is_active(operation):
             return []
         del self.operations[operation.id]
         return [Send(self._errors_message(operation.id, list(errors)))]
+
+    def refusal(self, operation: Operation, operation_type: OperationType) -> list[Action] | None:
+        """Both WebSocket protocols run every type of operation: None."""
+        return None
+
+    def subscribed(self, operation: Operation) -> list[Action]:
+        """A subscription is in all its groups: nothing to send over WebSocket."""
+        return []
 
     def complete(self, operation: Operation) -> list[Action]:
         """The operation finished on the server side."""
@@ -391,7 +469,7 @@ class ProtocolMachine(abc.ABC):
     def _too_large(self, text: str) -> bool:
         return self.max_message_size is not None and message_too_large(text, self.max_message_size)
 
-    def _init_too_large(self, message: dict[str, Any], text: str) -> bool:
+    def _init_too_large(self, message: dict[str, object], text: str) -> bool:
         return (
             message["type"] == "connection_init"
             and self.max_init_payload_size is not None

@@ -66,7 +66,7 @@ def legacy_error_message(
     }
 
 
-class GraphqlWsProtocol(ProtocolMachine):
+class LegacyGraphqlWsProtocol(ProtocolMachine):
     """State machine of one legacy ``graphql-ws`` connection (server side)."""
 
     _result_envelope = "data"
@@ -116,7 +116,7 @@ class GraphqlWsProtocol(ProtocolMachine):
         ka: LegacyKeepAliveMessage = {"type": "ka"}
         return [Send(ka)]
 
-    def _handle(self, message: dict[str, Any]) -> list[Action]:
+    def _handle(self, message: dict[str, object]) -> list[Action]:
         match message["type"]:
             case "connection_init":
                 payload = optional_object(message, "payload", "the connection_init payload")
@@ -157,7 +157,7 @@ class GraphqlWsProtocol(ProtocolMachine):
             case other:
                 id_value = message.get("id")
                 raise InvalidMessage(
-                    f"Unexpected message of type {other[:64]!r} received",
+                    f"Unexpected message of type {str(other)[:64]!r} received",
                     id_value if isinstance(id_value, str) else None,
                 )
 

@@ -80,7 +80,7 @@ class GraphqlTransportWsProtocol(ProtocolMachine):
         ping: PingMessage = {"type": "ping"}
         return [Send(ping)]
 
-    def _handle(self, message: dict[str, Any]) -> list[Action]:
+    def _handle(self, message: dict[str, object]) -> list[Action]:
         match message["type"]:
             case "connection_init":
                 payload = optional_object(message, "payload", "the connection_init payload")
@@ -122,7 +122,7 @@ class GraphqlTransportWsProtocol(ProtocolMachine):
                 operation = self.operations.pop(id_, None)
                 return [] if operation is None else [StopOperation(operation)]
             case other:
-                raise InvalidMessage(f"Unexpected message of type {other[:64]!r} received")
+                raise InvalidMessage(f"Unexpected message of type {str(other)[:64]!r} received")
 
     def _reject(self, payload: dict[str, Any] | None) -> list[Action]:
         # The protocol has no message to carry a rejection payload: the close reason

@@ -12,8 +12,15 @@ django.setup()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from examples.minimal.schema import MinimalConsumer  # noqa: E402
+from examples.minimal.schema import MinimalConsumer, MinimalHttpConsumer  # noqa: E402
 
+# One path for every transport: GraphQL over HTTP and SSE on "http", over WebSocket
+# on "websocket".
+# --8<-- [start:router]
 application = ProtocolTypeRouter(
-    {"websocket": URLRouter([MinimalConsumer.as_route("graphql/")])},
+    {
+        "http": URLRouter([MinimalHttpConsumer.as_route("graphql/")]),
+        "websocket": URLRouter([MinimalConsumer.as_route("graphql/")]),
+    },
 )
+# --8<-- [end:router]

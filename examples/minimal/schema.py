@@ -1,4 +1,4 @@
-"""One query, one mutation and one subscription, served by GraphqlWsConsumer."""
+"""One query, one mutation and one subscription, served over WebSocket, HTTP and SSE."""
 
 from __future__ import annotations
 
@@ -36,5 +36,22 @@ class Subscription:
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
 
 
-class MinimalConsumer(cgt.GraphqlWsConsumer):
+# --8<-- [start:servers]
+class MinimalServer(cgt.GraphqlServer):
+    """The schema and its settings, declared once for every transport."""
+
     schema = schema
+    max_query_depth = 10
+
+
+class MinimalConsumer(MinimalServer, cgt.GraphqlWsConsumer):
+    """GraphQL over WebSocket."""
+
+
+class MinimalHttpConsumer(MinimalServer, cgt.GraphqlHttpConsumer):
+    """GraphQL over HTTP and Server-Sent Events."""
+
+    sse_heartbeat_interval = 15
+
+
+# --8<-- [end:servers]

@@ -20,7 +20,7 @@ from channels_graphql_typed._protocol import (
     ConnectionInitRequested,
     ConnectionState,
     GraphqlTransportWsProtocol,
-    GraphqlWsProtocol,
+    LegacyGraphqlWsProtocol,
     Send,
     StartOperation,
     StopOperation,
@@ -224,7 +224,7 @@ def transport_session(**client_options: Any) -> Session:
 
 
 def legacy_session(**client_options: Any) -> Session:
-    return Session(GraphqlWsProtocol(), FakeClient(legacy=True, **client_options))
+    return Session(LegacyGraphqlWsProtocol(), FakeClient(legacy=True, **client_options))
 
 
 def subscribe(operation_id: str, query: str) -> Message:

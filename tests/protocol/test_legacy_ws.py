@@ -1,6 +1,6 @@
 """Apollo's legacy ``graphql-ws`` state machine, driven without an event loop.
 
-Each test feeds frames and events to a :class:`GraphqlWsProtocol` and asserts the exact
+Each test feeds frames and events to a :class:`LegacyGraphqlWsProtocol` and asserts the exact
 actions it returns, following apollographql/subscriptions-transport-ws PROTOCOL.md.
 Unlike ``graphql-transport-ws``, this protocol reports bad messages with ``error`` /
 ``connection_error`` and keeps the connection open.
@@ -20,7 +20,7 @@ from channels_graphql_typed._protocol import (
     CloseCode,
     ConnectionInitRequested,
     ConnectionState,
-    GraphqlWsProtocol,
+    LegacyGraphqlWsProtocol,
     Send,
     StartOperation,
     StopOperation,
@@ -70,18 +70,18 @@ def error_message(operation_id: str | None, message: str) -> dict[str, Any]:
     }
 
 
-def initialise(machine: GraphqlWsProtocol) -> GraphqlWsProtocol:
+def initialise(machine: LegacyGraphqlWsProtocol) -> LegacyGraphqlWsProtocol:
     assert machine.receive_text(frame({"type": "connection_init"})) == [ConnectionInitRequested({})]
     return machine
 
 
-def acknowledge(machine: GraphqlWsProtocol) -> GraphqlWsProtocol:
+def acknowledge(machine: LegacyGraphqlWsProtocol) -> LegacyGraphqlWsProtocol:
     initialise(machine)
     assert machine.accept_connection(None) == [Send({"type": "connection_ack"})]
     return machine
 
 
-def start(machine: GraphqlWsProtocol, operation_id: str) -> Operation:
+def start(machine: LegacyGraphqlWsProtocol, operation_id: str) -> Operation:
     actions = machine.receive_text(start_frame(operation_id))
     assert len(actions) == 1
     [action] = actions
@@ -91,8 +91,8 @@ def start(machine: GraphqlWsProtocol, operation_id: str) -> Operation:
     return action.operation
 
 
-def in_state(state: ConnectionState) -> GraphqlWsProtocol:
-    machine = GraphqlWsProtocol()
+def in_state(state: ConnectionState) -> LegacyGraphqlWsProtocol:
+    machine = LegacyGraphqlWsProtocol()
     if state is ConnectionState.AWAITING_INIT:
         return machine
     if state is ConnectionState.INITIALISING:
@@ -104,26 +104,26 @@ def in_state(state: ConnectionState) -> GraphqlWsProtocol:
 
 
 @pytest.fixture
-def machine() -> GraphqlWsProtocol:
-    return GraphqlWsProtocol()
+def machine() -> LegacyGraphqlWsProtocol:
+    return LegacyGraphqlWsProtocol()
 
 
 @pytest.fixture
-def ready() -> GraphqlWsProtocol:
-    return acknowledge(GraphqlWsProtocol())
+def ready() -> LegacyGraphqlWsProtocol:
+    return acknowledge(LegacyGraphqlWsProtocol())
 
 
 # --- identity -----------------------------------------------------------------------------
 
 
 def test_subprotocol_and_registry() -> None:
-    assert GraphqlWsProtocol.subprotocol == "graphql-ws"
-    assert PROTOCOL_MACHINES[GRAPHQL_WS] is GraphqlWsProtocol
+    assert LegacyGraphqlWsProtocol.subprotocol == "graphql-ws"
+    assert PROTOCOL_MACHINES[GRAPHQL_WS] is LegacyGraphqlWsProtocol
     # The legacy protocol expects a `ka` right after `connection_ack`.
-    assert GraphqlWsProtocol.keepalive_on_ack is True
+    assert LegacyGraphqlWsProtocol.keepalive_on_ack is True
 
 
-def test_fresh_machine_awaits_init(machine: GraphqlWsProtocol) -> None:
+def test_fresh_machine_awaits_init(machine: LegacyGraphqlWsProtocol) -> None:
     assert machine.state is ConnectionState.AWAITING_INIT
     assert machine.operations == {}
 
@@ -141,7 +141,7 @@ def test_fresh_machine_awaits_init(machine: GraphqlWsProtocol) -> None:
     ],
 )
 def test_connection_init_runs_on_connect(
-    machine: GraphqlWsProtocol, message: dict[str, Any], expected_payload: dict[str, Any]
+    machine: LegacyGraphqlWsProtocol, message: dict[str, Any], expected_payload: dict[str, Any]
 ) -> None:
     assert machine.receive_text(frame(message)) == [ConnectionInitRequested(expected_payload)]
     assert machine.state is ConnectionState.INITIALISING
@@ -149,7 +149,7 @@ def test_connection_init_runs_on_connect(
 
 @pytest.mark.parametrize("payload", ["token", 1, [], True])
 def test_connection_init_payload_not_an_object_is_an_error(
-    machine: GraphqlWsProtocol, payload: object
+    machine: LegacyGraphqlWsProtocol, payload: object
 ) -> None:
     actions = machine.receive_text(frame({"type": "connection_init", "payload": payload}))
     assert wire(actions) == [
@@ -161,7 +161,7 @@ def test_connection_init_payload_not_an_object_is_an_error(
     initialise(machine)
 
 
-def test_accept_connection_without_payload(machine: GraphqlWsProtocol) -> None:
+def test_accept_connection_without_payload(machine: LegacyGraphqlWsProtocol) -> None:
     initialise(machine)
     actions = machine.accept_connection(None)
     assert wire(actions) == [{"type": "connection_ack"}]
@@ -169,7 +169,7 @@ def test_accept_connection_without_payload(machine: GraphqlWsProtocol) -> None:
     assert machine.state is ConnectionState.READY
 
 
-def test_accept_connection_with_payload(machine: GraphqlWsProtocol) -> None:
+def test_accept_connection_with_payload(machine: LegacyGraphqlWsProtocol) -> None:
     initialise(machine)
     actions = machine.accept_connection({"user": "alice"})
     assert wire(actions) == [{"type": "connection_ack", "payload": {"user": "alice"}}]
@@ -197,7 +197,7 @@ def test_second_connection_init_is_a_connection_error(state: ConnectionState) ->
     assert machine.state is state
 
 
-def test_second_connection_init_keeps_operations_running(ready: GraphqlWsProtocol) -> None:
+def test_second_connection_init_keeps_operations_running(ready: LegacyGraphqlWsProtocol) -> None:
     operation = start(ready, "1")
     ready.receive_text(frame({"type": "connection_init"}))
     assert ready.is_active(operation)
@@ -207,7 +207,7 @@ def test_second_connection_init_keeps_operations_running(ready: GraphqlWsProtoco
 
 
 def test_reject_connection_sends_connection_error_then_closes_4403(
-    machine: GraphqlWsProtocol,
+    machine: LegacyGraphqlWsProtocol,
 ) -> None:
     initialise(machine)
     actions = machine.reject_connection(None)
@@ -224,7 +224,7 @@ def test_reject_connection_sends_connection_error_then_closes_4403(
     "payload", [{"message": "Bad token"}, {"message": "x", "code": 7}, {"reason": "any shape"}]
 )
 def test_reject_connection_payload_is_the_connection_error_payload(
-    machine: GraphqlWsProtocol, payload: dict[str, Any]
+    machine: LegacyGraphqlWsProtocol, payload: dict[str, Any]
 ) -> None:
     initialise(machine)
     actions = machine.reject_connection(payload)
@@ -233,7 +233,9 @@ def test_reject_connection_payload_is_the_connection_error_payload(
     assert len(actions) == 2
 
 
-def test_reject_connection_with_empty_payload_says_forbidden(machine: GraphqlWsProtocol) -> None:
+def test_reject_connection_with_empty_payload_says_forbidden(
+    machine: LegacyGraphqlWsProtocol,
+) -> None:
     initialise(machine)
     assert wire(machine.reject_connection({})) == [
         {"type": "connection_error", "payload": {"message": "Forbidden"}}
@@ -243,7 +245,7 @@ def test_reject_connection_with_empty_payload_says_forbidden(machine: GraphqlWsP
 # --- init timeout ---------------------------------------------------------------------------
 
 
-def test_init_timeout_closes_4408_while_awaiting_init(machine: GraphqlWsProtocol) -> None:
+def test_init_timeout_closes_4408_while_awaiting_init(machine: LegacyGraphqlWsProtocol) -> None:
     assert machine.init_timeout() == [Close(4408, "Connection initialisation timeout")]
     assert machine.state is ConnectionState.CLOSED
 
@@ -279,7 +281,7 @@ def test_keepalive_sends_ka_only_when_ready(
     assert machine.state is state
 
 
-def test_keepalive_repeats(ready: GraphqlWsProtocol) -> None:
+def test_keepalive_repeats(ready: LegacyGraphqlWsProtocol) -> None:
     assert [wire(ready.keepalive()) for _ in range(3)] == [[{"type": "ka"}]] * 3
 
 
@@ -326,7 +328,7 @@ def test_stop_of_a_held_start_answers_complete_and_it_never_starts() -> None:
 
 
 def test_held_starts_are_bounded_by_max_operations() -> None:
-    machine = GraphqlWsProtocol(max_operations=1)
+    machine = LegacyGraphqlWsProtocol(max_operations=1)
     machine.receive_text('{"type": "connection_init"}')
     assert machine.receive_text(start_frame("1")) == []
     [refused] = wire(machine.receive_text(start_frame("2")))
@@ -334,7 +336,7 @@ def test_held_starts_are_bounded_by_max_operations() -> None:
     assert refused["id"] == "2"
 
 
-def test_start_starts_an_operation(ready: GraphqlWsProtocol) -> None:
+def test_start_starts_an_operation(ready: LegacyGraphqlWsProtocol) -> None:
     actions = ready.receive_text(start_frame("1"))
     [action] = actions
     assert isinstance(action, StartOperation)
@@ -348,7 +350,7 @@ def test_start_starts_an_operation(ready: GraphqlWsProtocol) -> None:
     assert ready.operations == {"1": action.operation}
 
 
-def test_start_keeps_every_payload_field(ready: GraphqlWsProtocol) -> None:
+def test_start_keeps_every_payload_field(ready: LegacyGraphqlWsProtocol) -> None:
     payload = {
         "query": "subscription S($n: Int) { ticks(n: $n) }",
         "variables": {"n": 2},
@@ -360,7 +362,7 @@ def test_start_keeps_every_payload_field(ready: GraphqlWsProtocol) -> None:
     assert action.operation.payload == payload
 
 
-def test_start_with_active_id_replaces_the_operation(ready: GraphqlWsProtocol) -> None:
+def test_start_with_active_id_replaces_the_operation(ready: LegacyGraphqlWsProtocol) -> None:
     old = start(ready, "1")
     actions = ready.receive_text(start_frame("1", {"query": "subscription { other }"}))
     assert len(actions) == 2
@@ -400,7 +402,7 @@ BAD_ID = "Invalid message: 'id' must be a non-empty string"
     ],
 )
 def test_start_with_malformed_id_is_an_error(
-    ready: GraphqlWsProtocol, operation_id: object, reason: str
+    ready: LegacyGraphqlWsProtocol, operation_id: object, reason: str
 ) -> None:
     actions = ready.receive_text(start_frame(operation_id))
     assert wire(actions) == [error_message(None, reason)]
@@ -409,7 +411,7 @@ def test_start_with_malformed_id_is_an_error(
     assert ready.state is ConnectionState.READY
 
 
-def test_start_without_id_is_an_error(ready: GraphqlWsProtocol) -> None:
+def test_start_without_id_is_an_error(ready: LegacyGraphqlWsProtocol) -> None:
     actions = ready.receive_text(frame({"type": "start", "payload": {"query": QUERY}}))
     assert wire(actions) == [error_message(None, BAD_ID)]
 
@@ -441,7 +443,7 @@ def test_start_without_id_is_an_error(ready: GraphqlWsProtocol) -> None:
     ],
 )
 def test_start_with_malformed_payload_is_an_error_for_that_id(
-    ready: GraphqlWsProtocol, payload: object, reason: str
+    ready: LegacyGraphqlWsProtocol, payload: object, reason: str
 ) -> None:
     actions = ready.receive_text(start_frame("7", payload))
     assert wire(actions) == [error_message("7", reason)]
@@ -450,7 +452,7 @@ def test_start_with_malformed_payload_is_an_error_for_that_id(
     assert ready.state is ConnectionState.READY
 
 
-def test_start_with_missing_payload_is_an_error_for_that_id(ready: GraphqlWsProtocol) -> None:
+def test_start_with_missing_payload_is_an_error_for_that_id(ready: LegacyGraphqlWsProtocol) -> None:
     actions = ready.receive_text(frame({"type": "start", "id": "7"}))
     assert wire(actions) == [
         error_message("7", "Invalid message: the operation payload must be an object")
@@ -458,7 +460,7 @@ def test_start_with_missing_payload_is_an_error_for_that_id(ready: GraphqlWsProt
 
 
 def test_malformed_start_with_active_id_leaves_the_operation_running(
-    ready: GraphqlWsProtocol,
+    ready: LegacyGraphqlWsProtocol,
 ) -> None:
     operation = start(ready, "1")
     actions = ready.receive_text(start_frame("1", {"query": None}))
@@ -472,7 +474,7 @@ def test_malformed_start_with_active_id_leaves_the_operation_running(
 
 
 def test_max_operations_rejects_with_an_error_for_that_id() -> None:
-    machine = acknowledge(GraphqlWsProtocol(max_operations=2))
+    machine = acknowledge(LegacyGraphqlWsProtocol(max_operations=2))
     first = start(machine, "1")
     second = start(machine, "2")
     actions = machine.receive_text(start_frame("3"))
@@ -491,7 +493,7 @@ def test_max_operations_rejects_with_an_error_for_that_id() -> None:
 
 def test_max_operations_allows_replacing_an_active_id() -> None:
     # Replacing frees the old slot first, so a full connection can still restart an id.
-    machine = acknowledge(GraphqlWsProtocol(max_operations=1))
+    machine = acknowledge(LegacyGraphqlWsProtocol(max_operations=1))
     old = start(machine, "1")
     actions = machine.receive_text(start_frame("1"))
     assert len(actions) == 2
@@ -501,7 +503,7 @@ def test_max_operations_allows_replacing_an_active_id() -> None:
 
 
 def test_no_max_operations() -> None:
-    machine = acknowledge(GraphqlWsProtocol(max_operations=None))
+    machine = acknowledge(LegacyGraphqlWsProtocol(max_operations=None))
     for number in range(150):
         start(machine, str(number))
     assert len(machine.operations) == 150
@@ -510,7 +512,7 @@ def test_no_max_operations() -> None:
 # --- stop ---------------------------------------------------------------------------------
 
 
-def test_stop_stops_the_operation_and_answers_complete(ready: GraphqlWsProtocol) -> None:
+def test_stop_stops_the_operation_and_answers_complete(ready: LegacyGraphqlWsProtocol) -> None:
     operation = start(ready, "1")
     actions = ready.receive_text(frame({"type": "stop", "id": "1"}))
     assert actions == [StopOperation(operation), Send({"type": "complete", "id": "1"})]
@@ -530,13 +532,13 @@ def test_stop_of_unknown_id_does_nothing(state: ConnectionState) -> None:
     assert machine.state is state
 
 
-def test_stop_twice(ready: GraphqlWsProtocol) -> None:
+def test_stop_twice(ready: LegacyGraphqlWsProtocol) -> None:
     start(ready, "1")
     assert len(ready.receive_text(frame({"type": "stop", "id": "1"}))) == 2
     assert ready.receive_text(frame({"type": "stop", "id": "1"})) == []
 
 
-def test_stop_then_restart_same_id(ready: GraphqlWsProtocol) -> None:
+def test_stop_then_restart_same_id(ready: LegacyGraphqlWsProtocol) -> None:
     old = start(ready, "1")
     ready.receive_text(frame({"type": "stop", "id": "1"}))
     new = start(ready, "1")
@@ -549,7 +551,7 @@ def test_stop_then_restart_same_id(ready: GraphqlWsProtocol) -> None:
 
 @pytest.mark.parametrize("message", [{"type": "stop"}, {"type": "stop", "id": 1}])
 def test_stop_with_malformed_id_is_an_error(
-    ready: GraphqlWsProtocol, message: dict[str, Any]
+    ready: LegacyGraphqlWsProtocol, message: dict[str, Any]
 ) -> None:
     assert wire(ready.receive_text(frame(message))) == [error_message(None, BAD_ID)]
     assert ready.state is ConnectionState.READY
@@ -566,7 +568,7 @@ def test_connection_terminate_closes_1000(state: ConnectionState) -> None:
     assert machine.state is ConnectionState.CLOSED
 
 
-def test_connection_terminate_stops_operations_first(ready: GraphqlWsProtocol) -> None:
+def test_connection_terminate_stops_operations_first(ready: LegacyGraphqlWsProtocol) -> None:
     first = start(ready, "1")
     second = start(ready, "2")
     actions = ready.receive_text(frame({"type": "connection_terminate"}))
@@ -620,14 +622,14 @@ def test_unknown_type_is_an_error_with_the_id(state: ConnectionState, message_ty
     ],
 )
 def test_unknown_type_error_carries_the_id_only_when_it_is_a_string(
-    ready: GraphqlWsProtocol, message: dict[str, Any], expected_id: str | None
+    ready: LegacyGraphqlWsProtocol, message: dict[str, Any], expected_id: str | None
 ) -> None:
     assert wire(ready.receive_text(frame(message))) == [
         error_message(expected_id, "Unexpected message of type 'unknown' received")
     ]
 
 
-def test_unknown_type_keeps_operations_running(ready: GraphqlWsProtocol) -> None:
+def test_unknown_type_keeps_operations_running(ready: LegacyGraphqlWsProtocol) -> None:
     operation = start(ready, "1")
     assert not any(
         isinstance(action, StopOperation | Close)
@@ -636,7 +638,7 @@ def test_unknown_type_keeps_operations_running(ready: GraphqlWsProtocol) -> None
     assert ready.is_active(operation)
 
 
-def test_unknown_type_reason_is_bounded(ready: GraphqlWsProtocol) -> None:
+def test_unknown_type_reason_is_bounded(ready: LegacyGraphqlWsProtocol) -> None:
     [message] = wire(ready.receive_text(frame({"type": "x" * 10_000})))
     assert message["payload"]["message"] == f"Unexpected message of type {'x' * 64!r} received"
 
@@ -672,7 +674,7 @@ def test_undecodable_frame_is_a_connection_error(
     assert machine.state is state
 
 
-def test_undecodable_frame_keeps_operations_running(ready: GraphqlWsProtocol) -> None:
+def test_undecodable_frame_keeps_operations_running(ready: LegacyGraphqlWsProtocol) -> None:
     operation = start(ready, "1")
     ready.receive_text("{{{")
     ready.receive_text("[" * 100_000)
@@ -701,7 +703,9 @@ def test_too_large_message_is_an_error(state: ConnectionState) -> None:
     assert machine.operations == {}
 
 
-def test_message_size_limit_is_inclusive_and_counted_in_bytes(ready: GraphqlWsProtocol) -> None:
+def test_message_size_limit_is_inclusive_and_counted_in_bytes(
+    ready: LegacyGraphqlWsProtocol,
+) -> None:
     text = start_frame("1", {"query": "{a}"})
     ready.max_message_size = len(text.encode("utf-8"))
     start_action = ready.receive_text(text)
@@ -711,7 +715,7 @@ def test_message_size_limit_is_inclusive_and_counted_in_bytes(ready: GraphqlWsPr
     assert wire(ready.receive_text(multi_byte)) == [error_message(None, "Message too large")]
 
 
-def test_default_max_message_size(machine: GraphqlWsProtocol) -> None:
+def test_default_max_message_size(machine: LegacyGraphqlWsProtocol) -> None:
     assert machine.max_message_size == 1024 * 1024
     assert wire(machine.receive_text("x" * (1024 * 1024 + 1))) == [
         error_message(None, "Message too large")
@@ -721,7 +725,7 @@ def test_default_max_message_size(machine: GraphqlWsProtocol) -> None:
 # --- results from the server --------------------------------------------------------------
 
 
-def test_results_are_data_messages(ready: GraphqlWsProtocol) -> None:
+def test_results_are_data_messages(ready: LegacyGraphqlWsProtocol) -> None:
     operation = start(ready, "1")
     results: list[ExecutionResultPayload] = [
         {"data": {"ticks": 1}},
@@ -732,7 +736,7 @@ def test_results_are_data_messages(ready: GraphqlWsProtocol) -> None:
     assert ready.is_active(operation)
 
 
-def test_server_complete_sends_complete_once(ready: GraphqlWsProtocol) -> None:
+def test_server_complete_sends_complete_once(ready: LegacyGraphqlWsProtocol) -> None:
     operation = start(ready, "q")
     assert wire(ready.send_result(operation, {"data": {"q": 1}})) == [
         {"type": "data", "id": "q", "payload": {"data": {"q": 1}}}
@@ -744,7 +748,7 @@ def test_server_complete_sends_complete_once(ready: GraphqlWsProtocol) -> None:
     assert ready.receive_text(frame({"type": "stop", "id": "q"})) == []
 
 
-def test_send_errors_is_one_error_with_all_errors(ready: GraphqlWsProtocol) -> None:
+def test_send_errors_is_one_error_with_all_errors(ready: LegacyGraphqlWsProtocol) -> None:
     operation = start(ready, "1")
     errors: list[FormattedError] = [
         {
@@ -775,14 +779,14 @@ def test_send_errors_is_one_error_with_all_errors(ready: GraphqlWsProtocol) -> N
     start(ready, "1")
 
 
-def test_send_errors_without_errors_still_has_a_message(ready: GraphqlWsProtocol) -> None:
+def test_send_errors_without_errors_still_has_a_message(ready: LegacyGraphqlWsProtocol) -> None:
     operation = start(ready, "1")
     assert wire(ready.send_errors(operation, [])) == [
         {"type": "error", "id": "1", "payload": {"message": "Unknown error", "errors": []}}
     ]
 
 
-def test_messages_are_json_serializable(ready: GraphqlWsProtocol) -> None:
+def test_messages_are_json_serializable(ready: LegacyGraphqlWsProtocol) -> None:
     operation = start(ready, "1")
     actions = [
         *ready.keepalive(),
@@ -798,7 +802,7 @@ def test_messages_are_json_serializable(ready: GraphqlWsProtocol) -> None:
 # --- close --------------------------------------------------------------------------------
 
 
-def test_close_stops_all_operations_before_closing(ready: GraphqlWsProtocol) -> None:
+def test_close_stops_all_operations_before_closing(ready: LegacyGraphqlWsProtocol) -> None:
     first = start(ready, "1")
     second = start(ready, "2")
     actions = ready.close(1001, "Going away")
@@ -807,14 +811,14 @@ def test_close_stops_all_operations_before_closing(ready: GraphqlWsProtocol) -> 
     assert ready.state is ConnectionState.CLOSED
 
 
-def test_close_reason_is_truncated(machine: GraphqlWsProtocol) -> None:
+def test_close_reason_is_truncated(machine: LegacyGraphqlWsProtocol) -> None:
     [close] = machine.close(4500, "ü" * 100)
     assert isinstance(close, Close)
     assert close.reason == "ü" * 60 + "..."
     assert len(close.reason.encode("utf-8")) <= MAX_CLOSE_REASON_BYTES
 
 
-ANY_CALL: list[tuple[str, Callable[[GraphqlWsProtocol, Operation], list[Action]]]] = [
+ANY_CALL: list[tuple[str, Callable[[LegacyGraphqlWsProtocol, Operation], list[Action]]]] = [
     ("connection_init", lambda m, op: m.receive_text(frame({"type": "connection_init"}))),
     ("start", lambda m, op: m.receive_text(start_frame("9"))),
     ("start-same-id", lambda m, op: m.receive_text(start_frame(op.id))),
@@ -847,10 +851,10 @@ ANY_CALL: list[tuple[str, Callable[[GraphqlWsProtocol, Operation], list[Action]]
     ],
 )
 def test_everything_after_close_returns_nothing(
-    how: Callable[[GraphqlWsProtocol], list[Action]],
-    call: Callable[[GraphqlWsProtocol, Operation], list[Action]],
+    how: Callable[[LegacyGraphqlWsProtocol], list[Action]],
+    call: Callable[[LegacyGraphqlWsProtocol, Operation], list[Action]],
 ) -> None:
-    machine = acknowledge(GraphqlWsProtocol())
+    machine = acknowledge(LegacyGraphqlWsProtocol())
     operation = start(machine, "1")
     actions = how(machine)
     assert StopOperation(operation) in actions

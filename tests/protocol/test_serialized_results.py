@@ -10,7 +10,7 @@ import pytest
 
 from channels_graphql_typed._protocol import (
     GraphqlTransportWsProtocol,
-    GraphqlWsProtocol,
+    LegacyGraphqlWsProtocol,
     ProtocolMachine,
     Send,
     SendText,
@@ -35,7 +35,7 @@ def started(
     return machine, start
 
 
-@pytest.mark.parametrize("machine_class", [GraphqlTransportWsProtocol, GraphqlWsProtocol])
+@pytest.mark.parametrize("machine_class", [GraphqlTransportWsProtocol, LegacyGraphqlWsProtocol])
 @pytest.mark.parametrize("operation_id", ["1", 'quote " and \\ backslash', "ünïcode"])
 def test_serialized_result_equals_the_built_message(
     machine_class: type[ProtocolMachine], operation_id: str
@@ -49,7 +49,7 @@ def test_serialized_result_equals_the_built_message(
     assert json.loads(spliced.text) == built.message
 
 
-@pytest.mark.parametrize("machine_class", [GraphqlTransportWsProtocol, GraphqlWsProtocol])
+@pytest.mark.parametrize("machine_class", [GraphqlTransportWsProtocol, LegacyGraphqlWsProtocol])
 def test_serialized_result_of_an_ended_operation_is_dropped(
     machine_class: type[ProtocolMachine],
 ) -> None:

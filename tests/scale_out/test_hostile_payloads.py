@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 
 import channels_graphql_typed as cgt
 from channels_graphql_typed._contract import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION
-from channels_graphql_typed._fanout import group_name
+from channels_graphql_typed._groups import group_name
 from channels_graphql_typed._layer_messages import NOTIFY, group_send, notify_message
 from channels_graphql_typed._serialization import MAX_PAYLOAD_DEPTH
 from tests.scale_out.conftest import CLIENT_TIMEOUT, connected, new_room, next_text, subscribers

@@ -18,7 +18,7 @@ import pytest
 import redis.exceptions
 
 import channels_graphql_typed as cgt
-from channels_graphql_typed._fanout import RETRY_MAX_DELAY
+from channels_graphql_typed._channel_layer import RETRY_MAX_DELAY
 from tests.scale_out.conftest import (
     IDLE_CLIENT_TIMEOUT,
     SHORT_SOCKET_TIMEOUT,

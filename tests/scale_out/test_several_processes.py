@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 import redis.asyncio
 
-from channels_graphql_typed._fanout import group_name
+from channels_graphql_typed._groups import group_name
 from tests.scale_out.conftest import (
     connected,
     new_room,

@@ -34,7 +34,8 @@ from strawberry.types.execution import PreExecutionError
 
 import channels_graphql_typed as cgt
 from channels_graphql_typed import GraphqlWsConsumer
-from channels_graphql_typed._fanout import get_fanout, group_name
+from channels_graphql_typed._fanout import get_fanout
+from channels_graphql_typed._groups import group_name
 from tests.app.models import Note
 from tests.helpers import WsSession
 
@@ -435,13 +436,13 @@ async def test_an_extension_that_is_not_one_is_refused_at_start_up() -> None:
 
 def test_masked_results_stay_shared_and_resolve_hooks_stop_sharing() -> None:
     masked = consumer_for("MaskErrors").executor()
-    assert masked._shareable_subscription_fields == {"onFidelity", "onFidelityNote"}
+    assert masked.sharing.shareable_fields == {"onFidelity", "onFidelityNote"}
     recorder = consumer_for("Recorder").executor()
-    assert recorder._shareable_subscription_fields == frozenset()
+    assert recorder.sharing.shareable_fields == frozenset()
 
 
 def test_validation_of_extension_rules_is_cached_when_they_capture_plain_values() -> None:
-    from channels_graphql_typed._execution import rules_key
+    from channels_graphql_typed._document_cache import rules_key
 
     first = QueryDepthLimiter(max_depth=2).validation_rules
     second = QueryDepthLimiter(max_depth=2).validation_rules

@@ -1,0 +1,1 @@
+"""Settings modules for the deployment checks (``check --deploy``), misconfigured and not."""
