@@ -20,12 +20,15 @@ def test_public_names() -> None:
             "Context",
             "GraphqlWsClient",
             "GraphqlWsClientError",
+            "GraphqlWsClientState",
             "GraphqlWsConnectionClosed",
             "GraphqlWsConsumer",
             "GraphqlWsError",
             "GraphqlWsProtocolError",
             "GraphqlWsResponseError",
             "GraphqlWsResult",
+            "GraphqlWsRetriesExhausted",
+            "GraphqlWsStateChange",
             "GraphqlWsSubscriptionStream",
             "GraphqlWsTimeoutError",
             "GraphqlWsTransport",
@@ -56,6 +59,7 @@ def test_exception_tree() -> None:
         cgt.GraphqlWsConnectionClosed,
         cgt.GraphqlWsProtocolError,
         cgt.GraphqlWsResponseError,
+        cgt.GraphqlWsRetriesExhausted,
         cgt.GraphqlWsTimeoutError,
     ):
         assert issubclass(client_error, cgt.GraphqlWsClientError)

@@ -179,6 +179,9 @@ class _Operation:
     queue: asyncio.Queue[OperationItem] = dataclasses.field(default_factory=asyncio.Queue)
     ended: bool = False
     """The server ended it (complete / error): never subscribed again."""
+    confirmed: bool = False
+    """The server confirmed the subscription on its current connection (confirm=True)."""
+    resubscriptions: int = 0
 
 
 class GraphqlWsClient:
@@ -701,6 +704,8 @@ class GraphqlWsClient:
                 continue
             message = connection.machine.start(operation.payload, operation.id)
             operation.connection = connection
+            operation.confirmed = False
+            operation.resubscriptions += 1
             operation.queue.put_nowait(_RESUBSCRIBED)
             try:
                 await self._send(connection, message)
@@ -807,8 +812,8 @@ class GraphqlWsClient:
         error: GraphqlWsClientError | None = None,
     ) -> None:
         previous = self._state
-        if state is previous and state is not GraphqlWsClientState.RECONNECTING:
-            return
+        if state is previous and state not in ALLOWED_TRANSITIONS[previous]:
+            return  # already there (closing twice)
         if state not in ALLOWED_TRANSITIONS[previous]:
             raise AssertionError(f"The client cannot go from {previous.value} to {state.value}")
         self._state = state
@@ -993,26 +998,25 @@ class GraphqlWsSubscriptionStream:
         """Whether the server was asked to confirm the subscription: its first result is
         then the confirmation, which :meth:`wait_confirmed` takes (iterating the stream
         takes it too), not one of the stream's results."""
-        self._operation_id: str | None = None
+        self._operation: _Operation | None = None
         self._queue: asyncio.Queue[OperationItem] | None = None
         self._ended = False
-        self._confirmed = False
         self._awaiting_confirmation = confirm
-        self._resubscriptions = 0
+        self._pending: collections.deque[GraphqlWsResult] = collections.deque()
 
     @property
     def operation_id(self) -> str:
         """The id of the operation on the wire (once started)."""
-        if self._operation_id is None:
+        if self._operation is None:
             raise RuntimeError("The subscription has not started")
-        return self._operation_id
+        return self._operation.id
 
     @property
     def resubscriptions(self) -> int:
         """How many times the client subscribed this subscription again, on a new
-        connection, so far (as its results reach the iteration). Notifications sent
-        while no connection was up are not received."""
-        return self._resubscriptions
+        connection, so far. Notifications sent while no connection was up are not
+        received."""
+        return 0 if self._operation is None else self._operation.resubscriptions
 
     @property
     def ended(self) -> bool:
@@ -1021,16 +1025,16 @@ class GraphqlWsSubscriptionStream:
 
     async def start(self) -> None:
         """Send the subscription to the server (entering the stream does it)."""
-        if self._operation_id is not None:
+        if self._operation is not None:
             raise RuntimeError("The subscription has already started")
         operation = await self.client._start(self.payload, subscription=True, timeout=None)
-        self._operation_id, self._queue = operation.id, operation.queue
+        self._operation, self._queue = operation, operation.queue
 
     async def stop(self) -> None:
         """Stop the subscription unless it has ended (leaving the stream does it)."""
-        if self._operation_id is not None and not self._ended:
+        if self._operation is not None and not self._ended:
             self._ended = True
-            await self.client._release(self._operation_id)
+            await self.client._release(self._operation.id)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -1050,8 +1054,10 @@ class GraphqlWsSubscriptionStream:
     @property
     def confirmed(self) -> bool:
         """Whether the server has confirmed the subscription (asked for with
-        ``confirm=True``): it is registered, no broadcast sent from now on is missed."""
-        return self._confirmed
+        ``confirm=True``): it is registered, no broadcast sent from now on is missed.
+        False again once the client subscribes it again on a new connection, until the
+        server confirms it there (:meth:`wait_confirmed` waits for that too)."""
+        return self._operation is not None and self._operation.confirmed
 
     async def wait_confirmed(self, *, timeout: float | None = None) -> None:
         """Wait for the server's confirmation (the stream must ask for it:
@@ -1060,20 +1066,26 @@ class GraphqlWsSubscriptionStream:
         as iterating would."""
         if not self.confirm:
             raise RuntimeError("This subscription did not ask for a confirmation (confirm=True)")
-        while not self._confirmed:
+        while not self.confirmed:
             try:
                 result = await self._next_event(timeout)
             except StopAsyncIteration:
                 raise GraphqlWsResponseError(
                     [{"message": "The subscription ended before it was confirmed"}]
                 ) from None
-            if result is not None:
+            if result is not None and not self._awaiting_confirmation:
+                # A result of the previous connection, before the re-subscription: the
+                # iteration gets it.
+                self._pending.append(result)
+            elif result is not None:
                 # A result before the confirmation: the subscription failed to open (the
                 # server ends it after this result).
                 await self.stop()
                 raise GraphqlWsResponseError(result.errors or [], result)
 
     async def __anext__(self) -> GraphqlWsResult:
+        if self._pending:
+            return self._pending.popleft()
         while True:
             item = await self._next_event(self.timeout)
             if item is not None:
@@ -1087,7 +1099,7 @@ class GraphqlWsSubscriptionStream:
             raise StopAsyncIteration
         try:
             item = await self.client._next_item(
-                self._queue, timeout, f"Subscription {self._operation_id}"
+                self._queue, timeout, f"Subscription {self._operation and self._operation.id}"
             )
         except GraphqlWsTimeoutError:
             raise
@@ -1096,13 +1108,13 @@ class GraphqlWsSubscriptionStream:
             raise
         if isinstance(item, _Resubscribed):
             # Subscribed again on a new connection: the server confirms it again.
-            self._resubscriptions += 1
             self._awaiting_confirmation = self.confirm
             return None
         if isinstance(item, ResultReceived):
             if self._awaiting_confirmation and not item.payload.get("errors"):
                 self._awaiting_confirmation = False
-                self._confirmed = True
+                if self._operation is not None:
+                    self._operation.confirmed = True
                 return None
             return GraphqlWsResult.from_payload(item.payload)
         await self.stop()

@@ -98,6 +98,7 @@ ALLOWED_TRANSITIONS: Final[dict[GraphqlWsClientState, frozenset[GraphqlWsClientS
     ),
     GraphqlWsClientState.RECONNECTING: frozenset(
         {
+            GraphqlWsClientState.RECONNECTING,  # the next attempt
             GraphqlWsClientState.CONNECTED,
             GraphqlWsClientState.IDLE,
             GraphqlWsClientState.CLOSED,
