@@ -9,8 +9,10 @@ The tree::
     │                                   cross the channel layer; raised by ``broadcast``
     └── GraphqlWsClientError            raised by the client (``GraphqlWsClient``)
         ├── GraphqlWsConnectionClosed   the socket closed or could not open: ``code``,
-        │                               ``reason`` and, on graphql-ws, the payload of
-        │                               the ``connection_error`` that preceded the close
+        │   │                           ``reason`` and, on graphql-ws, the payload of
+        │   │                           the ``connection_error`` that preceded the close
+        │   └── GraphqlWsRetriesExhausted  the client gave up reconnecting: the last
+        │                               attempt's ``code`` and ``reason``, ``attempts``
         ├── GraphqlWsResponseError      an operation was answered with errors and no
         │                               data: ``errors`` (and ``result`` if there was one)
         ├── GraphqlWsTimeoutError       (also a TimeoutError) a wait took longer than its
@@ -92,6 +94,29 @@ class GraphqlWsConnectionClosed(GraphqlWsClientError):
         if self.payload is not None:
             text += f" (connection_error: {self.payload})"
         return text
+
+
+class GraphqlWsRetriesExhausted(GraphqlWsConnectionClosed):
+    """The client gave up reconnecting: ``retry_attempts`` consecutive attempts failed.
+
+    ``code``, ``reason`` and ``payload`` are those of the last failure (code 1006 when
+    it was no close, for example a timeout); ``attempts`` is how many reconnections
+    were tried. Raised to every operation still waiting, and by later ones.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        reason: str = "",
+        payload: dict[str, Any] | None = None,
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(code, reason, payload)
+        self.args = (code, reason, payload, attempts)
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        return f"Gave up after {self.attempts} reconnection attempts: {super().__str__()}"
 
 
 class GraphqlWsResponseError(GraphqlWsClientError):

@@ -111,9 +111,16 @@ class GraphqlWsTransportCommunicator:
         return self._accepted if self._communicator is not None else self._requested
 
     async def connect(self, subprotocol: str) -> None:
-        """Start the application and run the WebSocket handshake, offering ``subprotocol``."""
-        if self._communicator is not None:
-            raise RuntimeError("A transport connects once")
+        """Start the application and run the WebSocket handshake, offering ``subprotocol``
+        (again after :meth:`close`: a new instance of the application)."""
+        if self._communicator is not None and not self._disconnected:
+            raise RuntimeError("The transport is connected: close it before connecting again")
+        # A new connection (and application instance) after a closed one: how the
+        # client reconnects.
+        self._accepted = None
+        self._buffer.clear()
+        self._closed = None
+        self._disconnected = False
         self._communicator = WebsocketCommunicator(
             self.application, self.path, headers=self.scope_headers, subprotocols=[subprotocol]
         )

@@ -24,12 +24,15 @@ def test_public_names() -> None:
             "GraphqlServer",
             "GraphqlWsClient",
             "GraphqlWsClientError",
+            "GraphqlWsClientState",
             "GraphqlWsConnectionClosed",
             "GraphqlWsConsumer",
             "GraphqlWsError",
             "GraphqlWsProtocolError",
             "GraphqlWsResponseError",
             "GraphqlWsResult",
+            "GraphqlWsRetriesExhausted",
+            "GraphqlWsStateChange",
             "GraphqlWsSubscriptionStream",
             "GraphqlWsTimeoutError",
             "GraphqlWsTransport",
@@ -91,6 +94,7 @@ def test_exception_tree() -> None:
         cgt.GraphqlWsConnectionClosed,
         cgt.GraphqlWsProtocolError,
         cgt.GraphqlWsResponseError,
+        cgt.GraphqlWsRetriesExhausted,
         cgt.GraphqlWsTimeoutError,
     ):
         assert issubclass(client_error, cgt.GraphqlWsClientError)

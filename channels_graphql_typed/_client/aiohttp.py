@@ -71,13 +71,17 @@ class GraphqlWsTransportAiohttp:
         return self._requested
 
     async def connect(self, subprotocol: str) -> None:
-        """Open the WebSocket, offering exactly ``subprotocol``."""
+        """Open the WebSocket, offering exactly ``subprotocol`` (again after :meth:`close`:
+        a new socket)."""
         # Imported here: a server process that never uses the client does not pay
         # aiohttp's import time.
         import aiohttp
 
-        if self._websocket is not None or self._closed is not None:
-            raise RuntimeError("A transport connects once")
+        if self._websocket is not None and self._closed is None:
+            raise RuntimeError("The transport is connected: close it before connecting again")
+        # A new socket after a closed one: how the client reconnects.
+        self._websocket = None
+        self._closed = None
         if self._session is None:
             self._session = aiohttp.ClientSession()
         try:

@@ -253,12 +253,19 @@ class ClientProtocolMachine:
             message["payload"] = payload
         return message
 
-    def start(self, payload: OperationPayload) -> SubscribeMessage | LegacyStartMessage:
-        """Start an operation under a new id (ids are never reused on a connection)."""
+    def start(
+        self, payload: OperationPayload, operation_id: str | None = None
+    ) -> SubscribeMessage | LegacyStartMessage:
+        """Start an operation under a new id (ids are never reused on a connection), or
+        under ``operation_id`` (the client keeps a subscription's id when it subscribes
+        again on a new connection); it must not be active."""
         if self.state is not ClientState.READY:
             raise RuntimeError(f"Cannot start an operation: the connection is {self.state.value}")
-        self._last_id += 1
-        operation_id = str(self._last_id)
+        if operation_id is None:
+            self._last_id += 1
+            operation_id = str(self._last_id)
+        elif operation_id in self._active:
+            raise ValueError(f"Operation {operation_id!r} is already active")
         self._active.add(operation_id)
         if self.transport_ws:
             return {"type": "subscribe", "id": operation_id, "payload": payload}

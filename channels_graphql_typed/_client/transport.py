@@ -15,10 +15,12 @@ from .._protocol.common import CloseCode
 class GraphqlWsTransport(Protocol):
     """A WebSocket that carries text frames for :class:`GraphqlWsClient`.
 
-    The client calls :meth:`connect` once, then :meth:`receive` from one task only
-    (its reader) while any task may :meth:`send`, and :meth:`close` once at the end
-    (possibly after a failed :meth:`connect`). The client bounds every call with its
-    own timeout, so a transport may wait as long as the socket needs.
+    The client calls :meth:`connect`, then :meth:`receive` from one task only (its
+    reader) while any task may :meth:`send`, and :meth:`close` at the end of the
+    connection (possibly after a failed :meth:`connect`). To reconnect, it calls
+    :meth:`connect` again after :meth:`close`: the transport opens a new socket (a
+    transport that cannot raises ``RuntimeError`` from that call). The client bounds
+    every call with its own timeout, so a transport may wait as long as the socket needs.
     """
 
     @property

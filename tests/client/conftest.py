@@ -47,10 +47,12 @@ class UvicornServer:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: _ChannelApplication) -> AsyncIterator[UvicornServer]:
-    """Serve ``app`` with uvicorn in this event loop until the block ends."""
+async def serve(app: _ChannelApplication, port: int = 0) -> AsyncIterator[UvicornServer]:
+    """Serve ``app`` with uvicorn in this event loop until the block ends, on ``port``
+    (0: a free one; a given one to serve again where a stopped server was)."""
     listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listening.bind((HOST, 0))  # the kernel picks a free port: no race with other processes
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind((HOST, port))  # 0: the kernel picks a free port, no race with others
     config = uvicorn.Config(
         app,
         lifespan="off",  # Channels' routers have no lifespan support

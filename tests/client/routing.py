@@ -11,7 +11,10 @@ WebSocket routes of :data:`application` (this library's consumer):
 * ``/scope/`` -- :class:`ScopeConsumer`: reports request headers and cookies;
 * ``/silent/`` -- :class:`SilentConsumer`: never acknowledges;
 * ``/refuse/`` -- :class:`RefusingConsumer`: refuses the handshake;
-* ``/misbehaving/<kind>/`` -- :func:`misbehaving_application`: breaks the protocol.
+* ``/misbehaving/<kind>/`` -- :func:`misbehaving_application`: breaks the protocol;
+* ``/dropping/`` -- :class:`DroppingConsumer`: the typed subscriptions, confirmed; the
+  test closes its connections with the code it chooses;
+* ``/deaf/`` -- :class:`DeafConsumer`: acknowledges, then never answers a ``ping``.
 
 :data:`strawberry_application` serves the test schema at ``/graphql/`` with
 Strawberry's own Channels consumer: a server that is not ours.
@@ -20,7 +23,8 @@ Strawberry's own Channels consumer: a server that is not ours.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import json
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import strawberry
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -38,8 +42,12 @@ if TYPE_CHECKING:
         ASGIReceiveCallable,
         ASGISendCallable,
         WebSocketConnectEvent,
+        WebSocketDisconnectEvent,
+        WebSocketReceiveEvent,
         WebSocketScope,
     )
+
+    from channels_graphql_typed._protocol.messages import OperationPayload
 
 
 @strawberry.type
@@ -71,6 +79,49 @@ class RefusingConsumer(AsyncWebsocketConsumer):
 
     async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
         await self.close()
+
+
+class DroppingConsumer(ConfirmingConsumer):
+    """Confirms subscriptions; :meth:`drop_all` closes every open connection with the
+    code the test chooses, as a failing or restarting server does."""
+
+    live: ClassVar[list[DroppingConsumer]] = []
+    operations: ClassVar[list[str]] = []
+    """The queries of the operations started, in order, on every connection."""
+
+    async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
+        self.live.append(self)
+        await super().websocket_connect(message)
+
+    async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
+        if self in self.live:
+            self.live.remove(self)
+        await super().websocket_disconnect(message)
+
+    async def on_operation(self, id: str, payload: OperationPayload) -> None:
+        self.operations.append(payload["query"])
+
+    @classmethod
+    async def drop_all(cls, code: int, reason: str = "") -> int:
+        """Close every open connection with ``code``; how many there were."""
+        dropping = list(cls.live)
+        cls.live.clear()
+        for consumer in dropping:
+            await consumer._close(code, reason)
+        return len(dropping)
+
+
+class DeafConsumer(cgt.GraphqlWsConsumer):
+    """Acknowledges, then ignores every client ``ping``; sends no keep-alive: a server
+    that stopped answering, as far as the client can tell."""
+
+    schema = test_schema
+
+    async def websocket_receive(self, message: WebSocketReceiveEvent) -> None:
+        text = message.get("text")
+        if text is not None and json.loads(text).get("type") == "ping":
+            return
+        await super().websocket_receive(message)
 
 
 DISCONNECT_CODES: list[int] = []
@@ -116,6 +167,8 @@ websocket_routes = [
     path("silent/", SilentConsumer.as_asgi()),  # type: ignore[arg-type]
     path("refuse/", RefusingConsumer.as_asgi()),  # type: ignore[arg-type]
     path("misbehaving/<str:kind>/", misbehaving_application),  # type: ignore[arg-type]
+    path("dropping/", DroppingConsumer.as_asgi()),  # type: ignore[arg-type]
+    path("deaf/", DeafConsumer.as_asgi()),  # type: ignore[arg-type]
 ]
 application = URLRouter(websocket_routes)  # type: ignore[arg-type]
 

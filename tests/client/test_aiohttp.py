@@ -45,13 +45,18 @@ def test_cookies_join_the_cookie_header() -> None:
     assert transport.headers == {"Cookie": "a=1; b=2"}
 
 
-async def test_the_transport_connects_once(uvicorn_server: UvicornServer) -> None:
+async def test_the_transport_reconnects_only_once_closed(uvicorn_server: UvicornServer) -> None:
     transport = cgt.GraphqlWsTransportAiohttp(uvicorn_server.url("/graphql/"))
     await transport.connect(cgt.GRAPHQL_TRANSPORT_WS)
     assert transport.subprotocol == cgt.GRAPHQL_TRANSPORT_WS
-    with pytest.raises(RuntimeError, match="connects once"):
+    with pytest.raises(RuntimeError, match="close it before connecting again"):
         await transport.connect(cgt.GRAPHQL_TRANSPORT_WS)
     await transport.close()
     await transport.close()  # idempotent
     with pytest.raises(cgt.GraphqlWsConnectionClosed):
         await transport.receive()
+    # A new socket, as the client reconnects.
+    await transport.connect(cgt.GRAPHQL_TRANSPORT_WS)
+    await transport.send('{"type": "connection_init"}')
+    assert await transport.receive() == '{"type":"connection_ack"}'
+    await transport.close()
