@@ -795,11 +795,10 @@ class GraphqlWsClient:
         else:
             return
         logger.warning("Closing the connection: %s", reason)
+        # The supervisor, woken by the failure, closes the socket (one closer only: a
+        # transport closes once before it connects again).
         self._connection_failed(
             connection, GraphqlWsConnectionClosed(CloseCode.ABNORMAL_CLOSURE, reason)
-        )
-        await self._close_connection(
-            connection, CloseCode.GOING_AWAY, "Keep-alive timeout", quiet=True
         )
 
     # --- state changes ----------------------------------------------------------------------
