@@ -75,7 +75,7 @@ from ._validation_rules import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Collection, Sequence
+    from collections.abc import AsyncIterable, Callable, Collection, Sequence
 
     import strawberry
     from graphql.execution.executor import Executor
@@ -443,6 +443,12 @@ class OperationRun:
 
     # --- the phases -----------------------------------------------------------------------
 
+    def _phase(
+        self, hooks: Callable[[], contextlib.AbstractAsyncContextManager[object]]
+    ) -> contextlib.AbstractAsyncContextManager[object]:
+        """The extensions' hooks around a phase; nothing at all without extensions."""
+        return hooks() if self._extensions else contextlib.nullcontext()
+
     async def prepare(self) -> PreparedOperation | list[FormattedError]:
         """Parse, select the operation and validate it; on errors the operation ends and
         its (processed, masked) errors are returned in wire form."""
@@ -452,9 +458,7 @@ class OperationRun:
             if self._extensions:
                 self._stack = contextlib.AsyncExitStack()
                 await self._stack.enter_async_context(self._runner.operation())
-                async with self._runner.parsing():
-                    entry = await self._parse()
-            else:
+            async with self._phase(self._runner.parsing):
                 entry = await self._parse()
             if context.pre_execution_errors:
                 return await self._refuse(context.pre_execution_errors)
@@ -463,10 +467,7 @@ class OperationRun:
             operation = graphql.get_operation_ast(document, context._provided_operation_name)
             if operation is None:
                 return await self._refuse([_missing_operation(context._provided_operation_name)])
-            if self._extensions:
-                async with self._runner.validation():
-                    await self._validate(entry)
-            else:
+            async with self._phase(self._runner.validation):
                 await self._validate(entry)
             if context.pre_execution_errors:
                 return await self._refuse(context.pre_execution_errors)
@@ -496,10 +497,7 @@ class OperationRun:
         """Run a prepared query or mutation to its one result, in wire form."""
         context = self.execution_context
         try:
-            if self._extensions:
-                async with self._runner.executing():
-                    result = await self._execute_once(prepared)
-            else:
+            async with self._phase(self._runner.executing):
                 result = await self._execute_once(prepared)
         except Exception as exc:
             return format_result(await self._refused([_coerce_error(exc)]))
@@ -519,10 +517,7 @@ class OperationRun:
         """Start a prepared subscription: its stream of serialized results, or the one
         result that refused it (processed and masked like any event)."""
         try:
-            if self._extensions:
-                async with self._runner.executing():
-                    opened = await self._open(prepared)
-            else:
+            async with self._phase(self._runner.executing):
                 opened = await self._open(prepared)
         except Exception as exc:
             opened = ExecutionResult(None, errors=[_coerce_error(exc)])
