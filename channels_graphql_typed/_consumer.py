@@ -25,19 +25,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, cast
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path
 
-from . import _log as log_where
 from ._context import Context
 from ._exceptions import ConnectionRejected
 from ._fanout import get_fanout
 from ._log import logger
-from ._origin import default_allowed_origins, origin_allowed, request_origin
 from ._protocol import (
     PROTOCOL_MACHINES,
     SUBPROTOCOLS,
@@ -177,10 +174,7 @@ class GraphqlWsConsumer(GraphqlServer, AsyncWebsocketConsumer):
         await handler(message)
 
     async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
-        allowed = self.allowed_origins
-        if allowed is None:
-            allowed = default_allowed_origins()
-        if not origin_allowed(request_origin(self.scope.get("headers", ())), allowed):
+        if not self._origin_allowed(self.scope.get("headers", ())):
             # Refused before accept: the ASGI server answers the handshake with 403.
             await self.close()
             return
@@ -199,11 +193,7 @@ class GraphqlWsConsumer(GraphqlServer, AsyncWebsocketConsumer):
             max_message_size=self.max_message_size,
             max_init_payload_size=self.max_connection_init_payload_size,
         )
-        channel_name = getattr(self, "channel_name", None) or f"cgt.local!{uuid.uuid4().hex}"
-        self.context = self.context_class(scope=self.scope, channel_name=channel_name)
-        # Every later record of this connection's task, and of the tasks it starts, says
-        # which connection it is about.
-        log_where.connection_id.set(self.context.connection_id)
+        self.context = self._new_context(self.scope, getattr(self, "channel_name", None))
         self._operations = ConnectionOperations(
             self.machine,
             _ConsumerSink(self),

@@ -32,8 +32,6 @@ from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 from django.urls import path
 
-from . import _log as log_where
-from ._origin import default_allowed_origins, origin_allowed, request_origin
 from ._protocol import EndStream, Respond, SendChunk, StartStream
 from ._protocol.http import GraphqlHttpProtocol, RequestState
 from ._runner import ConnectionOperations
@@ -161,10 +159,7 @@ class GraphqlHttpConsumer(GraphqlServer, AsyncHttpConsumer):
 
     async def _begin(self) -> bool:
         headers = self.scope.get("headers", ())
-        allowed = self.allowed_origins
-        if allowed is None:
-            allowed = default_allowed_origins()
-        if not origin_allowed(request_origin(headers), allowed):
+        if not self._origin_allowed(headers):
             # A page of another site: its browser would attach the victim's cookies.
             await self._perform(
                 [
@@ -177,9 +172,7 @@ class GraphqlHttpConsumer(GraphqlServer, AsyncHttpConsumer):
             )
             return False
         settings = self._server_settings()
-        channel_name = getattr(self, "channel_name", None) or f"cgt.local!{uuid.uuid4().hex}"
-        self.context = self.context_class(scope=self.scope, channel_name=channel_name)
-        log_where.connection_id.set(self.context.connection_id)  # a request is a connection
+        self.context = self._new_context(self.scope, getattr(self, "channel_name", None))
         self.machine = GraphqlHttpProtocol(
             method=self.scope.get("method", "GET"),
             headers=headers,

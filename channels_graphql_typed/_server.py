@@ -18,16 +18,19 @@ both derive from it, so that one declaration serves both::
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
 
+from . import _log as log_where
 from ._context import Context
 from ._contract import DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION, OperationSettings
 from ._document_cache import DEFAULT_DOCUMENT_CACHE_SIZE, DEFAULT_DOCUMENT_CACHE_TOKENS
 from ._execution import GraphqlExecutor
 from ._limited_executor import DEFAULT_MAX_RESULT_SIZE
 from ._notification_queue import DEFAULT_NOTIFICATION_QUEUE_LIMIT
+from ._origin import default_allowed_origins, origin_allowed, request_origin
 from ._protocol.common import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_OPERATIONS_SIZE
 from ._runner import ServerSettings
 from ._validation_rules import (
@@ -37,7 +40,7 @@ from ._validation_rules import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, Iterable, Mapping, Sequence
 
     import strawberry
     from graphql import ASTValidationRule
@@ -144,6 +147,25 @@ class GraphqlServer:
 
     async def on_operation(self, id: str, payload: OperationPayload) -> None:
         """Called before each operation runs; raise to reject that operation."""
+
+    # --- per connection ---------------------------------------------------------------------
+
+    def _origin_allowed(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        """Whether the request's ``Origin`` passes this class's origin policy."""
+        allowed = self.allowed_origins
+        if allowed is None:
+            allowed = default_allowed_origins()
+        return origin_allowed(request_origin(headers), allowed)
+
+    def _new_context(self, scope: Mapping[str, Any], channel_name: str | None) -> Context:
+        """The context of a new connection (an HTTP request is one). From now on, every
+        record of the library's logger in this task, and in the tasks it starts, names
+        the connection."""
+        context = self.context_class(
+            scope=scope, channel_name=channel_name or f"cgt.local!{uuid.uuid4().hex}"
+        )
+        log_where.connection_id.set(context.connection_id)
+        return context
 
     # --- class-level resources --------------------------------------------------------------
 
