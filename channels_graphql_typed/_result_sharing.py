@@ -54,7 +54,7 @@ import enum
 import hashlib
 import json
 import uuid
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 import graphql
 from graphql import (
@@ -64,7 +64,7 @@ from graphql import (
     GraphQLSchema,
 )
 
-from ._contract import PublishFailure, TypedSubscriptionResult, typed_subscription_of
+from ._contract import PublishFailure, typed_subscription_of
 from ._resolver_offload import STRAWBERRY_DEFINITION
 
 if TYPE_CHECKING:
@@ -183,12 +183,13 @@ def event_key(event: object) -> tuple[Any, ...] | None:
     render the same; None when the result cannot be compared that way."""
     if isinstance(event, PublishFailure):
         return None
-    key_values = getattr(event, "_cgt_event_key", None)  # not a typed subscription's result
+    # One attribute lookup, not a runtime Protocol check: this runs per subscriber and
+    # event.
+    key_values: Callable[[], tuple[object, ...]] | None = getattr(event, "_cgt_event_key", None)
     if key_values is None:
-        return None
-    result = cast("TypedSubscriptionResult", event)
+        return None  # not a typed subscription's result
     try:
-        return (type(event), *(_exact(value) for value in result._cgt_event_key()))
+        return (type(event), *(_exact(value) for value in key_values()))
     except TypeError:
         return None
 
