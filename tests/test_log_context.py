@@ -52,6 +52,7 @@ class AuditedConsumer(cgt.GraphqlWsConsumer):
 
 
 def where(record: logging.LogRecord) -> tuple[object, object, object]:
+    # Attributes that logging's ``extra`` sets on the record: unknown to LogRecord's type.
     return (record.connection_id, record.operation_id, record.subscription_class)  # type: ignore[attr-defined]
 
 

@@ -122,6 +122,7 @@ class Stream:
     """An SSE request read event by event."""
 
     def __init__(self, application: Any, payload: object) -> None:
+        # asgiref leaves ApplicationCommunicator.__init__ unannotated.
         self.communicator = ApplicationCommunicator(  # type: ignore[no-untyped-call]
             application,
             {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from graphql import OperationType
@@ -19,6 +19,9 @@ from channels_graphql_typed._protocol import (
     StopOperation,
 )
 from channels_graphql_typed._protocol.http import GraphqlHttpProtocol, ResponseForm, negotiate
+
+if TYPE_CHECKING:
+    from channels_graphql_typed._protocol.messages import ExecutionResultPayload
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -227,8 +230,8 @@ def test_request_errors_of_execution(accept: str, status: int, answer: object) -
     request = machine(accept=accept)
     operation = started(request, body({"query": "query($a: Int!) { a }"}))
     assert request.refusal(operation, OperationType.QUERY) is None
-    result = {"data": None, "errors": [{"message": "bad"}]}
-    got = response(request.send_result(operation, result, request_error=True))  # type: ignore[arg-type]
+    result: ExecutionResultPayload = {"data": None, "errors": [{"message": "bad"}]}
+    got = response(request.send_result(operation, result, request_error=True))
     assert (got[0], got[2]) == (status, answer)
 
 
