@@ -15,6 +15,7 @@ from ._client import (
 )
 from ._consumer import GraphqlWsConsumer
 from ._context import Context
+from ._drain import drain_on_shutdown
 from ._exceptions import (
     ConnectionRejected,
     GraphqlWsClientError,
@@ -30,15 +31,25 @@ from ._exceptions import (
 from ._http_consumer import GraphqlHttpConsumer
 from ._model_subscription import ModelAction, ModelEvent, ModelSubscription
 from ._protocol import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, CloseCode
-from ._protocol.messages import CONFIRM_SUBSCRIPTION_EXTENSION, OperationPayload
+from ._protocol.messages import (
+    CONFIRM_SUBSCRIPTION_EXTENSION,
+    EVENT_ID_EXTENSION,
+    EVENTS_MISSED,
+    RESUME_AFTER_EXTENSION,
+    OperationPayload,
+)
+from ._replay import Replay
 from ._serialization import register_payload_type
 from ._server import GraphqlServer
 from ._subscription import SKIP, Info, Skip, Subscription
 
 __all__ = [
     "CONFIRM_SUBSCRIPTION_EXTENSION",
+    "EVENTS_MISSED",
+    "EVENT_ID_EXTENSION",
     "GRAPHQL_TRANSPORT_WS",
     "GRAPHQL_WS",
+    "RESUME_AFTER_EXTENSION",
     "SKIP",
     "CloseCode",
     "ConnectionRejected",
@@ -67,7 +78,9 @@ __all__ = [
     "OperationPayload",
     "OperationRejected",
     "PayloadSerializationError",
+    "Replay",
     "Skip",
     "Subscription",
+    "drain_on_shutdown",
     "register_payload_type",
 ]

@@ -5,7 +5,9 @@
   sends to it.
 * A receive must end when its task is cancelled, even where Python 3.11's
   ``asyncio.wait_for`` swallows the cancellation inside redis-py
-  (:func:`end_receive`).
+  (:func:`end_receive`); a layer known to end its receive when cancelled (Channels'
+  in-memory layer) is awaited directly, without a task per receive
+  (:func:`receive_ends_when_cancelled`).
 * :class:`ChannelLayerHealth` turns the failures of a layer into one logged episode,
   retries with backoff, and wakes the waiters once the layer answers again.
 """
@@ -18,8 +20,9 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from . import _observability as observing
 from ._layer_messages import (
     PROBE,
     group_send,
@@ -136,8 +139,22 @@ async def end_receive(layer: BaseChannelLayer, channel: str, receiving: asyncio.
         receiving.exception()  # retrieved, whatever it is: the receive was abandoned
 
 
-async def receive_to_the_end(layer: BaseChannelLayer, channel: str) -> dict[str, Any]:
+def receive_ends_when_cancelled(layer: BaseChannelLayer) -> bool:
+    """Whether a cancellation always ends ``layer.receive``, so that it needs no task of
+    its own (see :func:`receive_to_the_end`).
+
+    On Python 3.12 and later, every layer's does. Before, only a receive known to await
+    nothing but an ``asyncio.Queue`` qualifies: Channels' in-memory layer's own (a
+    subclass that overrides ``receive`` does not). channels-redis' layers go through
+    redis-py, whose commands use ``wait_for``; any other layer is not known.
+    """
     if not _WAIT_FOR_MAY_SWALLOW_CANCELLATION:
+        return True
+    return getattr(type(layer), "receive", None) is InMemoryChannelLayer.receive
+
+
+async def receive_to_the_end(layer: BaseChannelLayer, channel: str) -> dict[str, Any]:
+    if receive_ends_when_cancelled(layer):
         message: dict[str, Any] = await layer.receive(channel)
         return message
     # In a task of its own, so that a cancellation reaches us even when the receive
@@ -175,6 +192,9 @@ class ChannelLayerHealth:
     def __init__(self, layer: BaseChannelLayer, alias: str) -> None:
         self._layer = layer
         self._alias = alias
+        # Decided once: a receive that ends when cancelled is awaited in the caller's
+        # task, one task (and its frames) fewer per waiting connection.
+        self._receive_directly = receive_ends_when_cancelled(layer)
         self._failing_since: float | None = None
         self._logged = False
         self._quiet_until = 0.0
@@ -189,6 +209,7 @@ class ChannelLayerHealth:
         per :data:`MALFORMED_LOG_INTERVAL`)."""
         self._malformed_logged_at: float | None = None
         self._malformed_unlogged = 0
+        observing.observer.layer_watched(alias)
 
     @property
     def failing(self) -> bool:
@@ -204,6 +225,7 @@ class ChannelLayerHealth:
             self._logged = now >= self._quiet_until
             if self._logged:
                 self.episodes += 1
+                observing.observer.layer_failure(self._alias)
                 logger.warning(
                     "The channel layer %r failed (%s: %s); retrying until it answers. "
                     "Subscribers in this process miss the broadcasts sent meanwhile",
@@ -218,6 +240,7 @@ class ChannelLayerHealth:
         """Count a dropped message; log it unless one was logged in the last
         :data:`MALFORMED_LOG_INTERVAL` seconds (then the next log says how many)."""
         self.malformed += 1
+        observing.observer.layer_malformed_message(self._alias)
         now = asyncio.get_running_loop().time()
         logged_at = self._malformed_logged_at
         if logged_at is not None and now - logged_at < MALFORMED_LOG_INTERVAL:
@@ -262,6 +285,9 @@ class ChannelLayerHealth:
         :func:`end_receive`)."""
         while True:
             try:
+                if self._receive_directly:
+                    message: dict[str, Any] = await self._layer.receive(channel)
+                    return message
                 return await receive_to_the_end(self._layer, channel)
             except Exception as error:
                 if is_undecodable(error):
@@ -277,6 +303,7 @@ class ChannelLayerHealth:
         delay = RETRY_INITIAL_DELAY
         while True:
             await asyncio.sleep(delay)
+            observing.observer.layer_retry(self._alias)
             try:
                 await group_send(self._layer, PROBE_GROUP, probe_message())
             except Exception:

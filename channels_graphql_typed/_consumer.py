@@ -31,7 +31,9 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path
 
+from . import _observability as observing
 from ._context import Context
+from ._drain import ConnectionDrain, close_for_restart, process_drain
 from ._exceptions import ConnectionRejected
 from ._fanout import get_fanout
 from ._log import logger
@@ -131,7 +133,10 @@ class GraphqlWsConsumer(GraphqlServer, AsyncWebsocketConsumer):
         super().__init__(*args, **kwargs)
         self.machine = None
         self._closed = False
+        self._close_code: int | None = None
+        self._subprotocol = ""
         self._init_timer: asyncio.TimerHandle | None = None
+        self._drain: ConnectionDrain | None = None
 
     # Channels' AsyncConsumer.__call__ sets ``channel_receive`` to the channel layer's
     # receive on the connection's own channel, and ends the connection when it raises:
@@ -201,6 +206,11 @@ class GraphqlWsConsumer(GraphqlServer, AsyncWebsocketConsumer):
             self.context,
         )
         await self.accept(chosen)
+        # Known to the process's graceful drain (see drain_on_shutdown) while it lives.
+        self._drain = ConnectionDrain(self._operations, self._close_for_restart)
+        process_drain().register(self._drain)
+        self._subprotocol = chosen
+        observing.observer.connection_opened("websocket", chosen)
         if self.connection_init_wait_timeout is not None:
             # A timer handle, not a task: it costs far less memory per waiting socket.
             self._init_timer = asyncio.get_running_loop().call_later(
@@ -220,14 +230,20 @@ class GraphqlWsConsumer(GraphqlServer, AsyncWebsocketConsumer):
     async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
         self._closed = True
         self._cancel_init_timer()
+        if self._drain is not None:
+            process_drain().unregister(self._drain)
         if self.machine is not None:
             # Its StopOperation actions need not be carried out: closing the runner
             # cancels every task of the connection.
             self.machine.close(CloseCode.NORMAL, "")
             await self._operations.close()
         if self.machine is not None:
+            code = message.get("code", CloseCode.NORMAL)
+            # The code the server closed with, else the client's.
+            closed_with = code if self._close_code is None else self._close_code
+            observing.observer.connection_closed("websocket", self._subprotocol, closed_with)
             try:
-                await self.on_disconnect(message.get("code", CloseCode.NORMAL))
+                await self.on_disconnect(code)
             except Exception:
                 logger.exception("on_disconnect raised")
         await super().websocket_disconnect(message)
@@ -266,9 +282,17 @@ class GraphqlWsConsumer(GraphqlServer, AsyncWebsocketConsumer):
         if self._closed:
             return
         self._closed = True
+        self._close_code = code
         with contextlib.suppress(OSError):
             # A plain int: Daphne (autobahn) refuses int subclasses such as CloseCode.
             await self.close(int(code), reason)
+
+    async def _close_for_restart(self) -> None:
+        # The graceful drain's close: what was queued is sent, the client may reconnect.
+        if self._closed:
+            return
+        self._closed = True
+        await close_for_restart(self.base_send)
 
     # --- connection handshake and timers -------------------------------------------------------
 

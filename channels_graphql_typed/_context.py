@@ -35,7 +35,8 @@ class Context:
         """A short random id of the connection: the library's log records carry it (as
         ``connection_id``), so that a user's own log lines can name it too."""
         self.connection_params: dict[str, Any] = connection_params or {}
-        self._values: dict[str, Any] = {}
+        # Created by the first value stored: most connections store none.
+        self._values: dict[str, Any] | None = None
 
     @property
     def user(self) -> Any:
@@ -48,20 +49,28 @@ class Context:
         return self.scope.get("session")
 
     def __getitem__(self, key: str) -> Any:
+        if self._values is None:
+            raise KeyError(key)
         return self._values[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
+        if self._values is None:
+            self._values = {}
         self._values[key] = value
 
     def __delitem__(self, key: str) -> None:
+        if self._values is None:
+            raise KeyError(key)
         del self._values[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._values
+        return self._values is not None and key in self._values
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
+        return iter(self._values or ())
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``."""
+        if self._values is None:
+            return default
         return self._values.get(key, default)

@@ -143,3 +143,20 @@ class PublishFailure:
     """A notification whose ``publish`` raised ``error``."""
 
     error: Exception
+
+
+delivered_event_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "channels_graphql_typed_delivered_event_id", default=None
+)
+"""Set by a resumable subscription's stream, in the task that takes its next event, to
+that event's id; the executor reads it (and sets it back to None) to put the id in the
+event's result, and to keep results of different events apart when sharing them."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventsMissed:
+    """Sent down a resumable subscription's stream instead of an event: the client's
+    resume id is no longer in the history, so events may have been missed. The executor
+    turns it into a result with one error of code ``EVENTS_MISSED``."""
+
+    message: str

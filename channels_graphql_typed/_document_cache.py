@@ -68,6 +68,9 @@ class ParsedDocument:
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...]
     tokens: int
+    query: str = ""
+    """The text it was parsed from: the operations of every connection that sends it may
+    keep this one copy rather than each its own."""
     validations: dict[tuple[type[ASTValidationRule], ...], PreparedDocument] = dataclasses.field(
         default_factory=dict
     )
@@ -275,10 +278,10 @@ class DocumentCache:
         try:
             document = graphql.parse(query, **options)
         except GraphQLError as exc:
-            return ParsedDocument(None, (exc,), 0)
+            return ParsedDocument(None, (exc,), 0, query)
         except RecursionError:
-            return ParsedDocument(None, (GraphQLError("Document is nested too deeply."),), 0)
-        return ParsedDocument(document, (), count_tokens(document))
+            return ParsedDocument(None, (GraphQLError("Document is nested too deeply."),), 0, query)
+        return ParsedDocument(document, (), count_tokens(document), query)
 
     def _validate(
         self, entry: ParsedDocument, rules: tuple[type[ASTValidationRule], ...]

@@ -42,7 +42,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.execution import ExecutionContext as StrawberryExecutionContext
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
-from ._contract import ALREADY_REPORTED
+from . import _observability as observing
+from ._contract import ALREADY_REPORTED, EventsMissed, delivered_event_id
 from ._document_cache import (
     DEFAULT_DOCUMENT_CACHE_SIZE,
     DEFAULT_DOCUMENT_CACHE_TOKENS,
@@ -54,6 +55,7 @@ from ._document_cache import (
 from ._exceptions import OperationRejected
 from ._limited_executor import DEFAULT_MAX_RESULT_SIZE, LimitedExecutor
 from ._log import logger
+from ._protocol.messages import EVENT_ID_EXTENSION, EVENTS_MISSED
 from ._resolver_offload import (
     ExecutionMiddleware,
     classify_resolvers,
@@ -114,6 +116,9 @@ class SubscriptionResults:
     is in the shared cache: see :mod:`channels_graphql_typed._result_sharing`.
     """
 
+    # One per subscription, for its whole life.
+    __slots__ = ("_executor", "_failed", "_run", "_shared_key", "_shared_results", "_source")
+
     def __init__(
         self,
         executor: Executor[Any],
@@ -145,21 +150,33 @@ class SubscriptionResults:
             # processing and masking, then the end of the stream.
             self._failed = True
             return await self._run.event_text(ExecutionResult(None, errors=[_coerce_error(exc)]))
+        event_id = delivered_event_id.get()
+        if event_id is not None:
+            delivered_event_id.set(None)
+        elif isinstance(event, EventsMissed):
+            return serialize_result(
+                ExecutionResult(
+                    None, errors=[GraphQLError(event.message, extensions={"code": EVENTS_MISSED})]
+                )
+            )
         key = None
         if self._shared_key is not None:
             values = event_key(event)
             if values is not None:
-                key = (*self._shared_key, values)
+                # Results of different events (ids) are never shared: each carries its id.
+                key = (*self._shared_key, values, event_id)
                 text = self._shared_results.get(key)
                 if text is not None:
+                    observing.observer.subscription_result(shared=True)
                     return text
+        observing.observer.subscription_result(shared=False)
         event_executor = self._executor.build_per_event_executor(event)
         result = execute_subscription_event(event_executor)
         if inspect.isawaitable(result):
             result = await result
         if isinstance(event_executor, LimitedExecutor):
             result = event_executor.too_large() or result
-        text = await self._run.event_text(result)
+        text = await self._run.event_text(result, event_id)
         if key is not None:
             self._shared_results.put(key, text)
         return text
@@ -303,6 +320,7 @@ class GraphqlExecutor:
             source = await source
         if isinstance(source, ExecutionResult):
             return source
+        executor.events_only()
         return executor, source
 
     def _build(
@@ -410,6 +428,17 @@ class OperationRun:
 
     A schema without extensions skips the hooks and pays only for error processing.
     """
+
+    # One per operation; a subscription's lives as long as it does.
+    __slots__ = (
+        "_executor",
+        "_extensions",
+        "_middleware",
+        "_runner",
+        "_stack",
+        "execution_context",
+        "request_failed",
+    )
 
     def __init__(
         self, executor: GraphqlExecutor, payload: OperationPayload, context: Any, root_value: Any
@@ -539,16 +568,21 @@ class OperationRun:
             self,
         )
 
-    async def event_text(self, result: ExecutionResult) -> str:
+    async def event_text(self, result: ExecutionResult, event_id: str | None = None) -> str:
         """One subscription result through error processing, ``get_results`` and
-        ``on_stream_result``, serialized."""
+        ``on_stream_result``, serialized; with the event's id, if it has one, in its
+        ``extensions``."""
         context = self.execution_context
         if result.errors:
             context.pre_execution_errors = result.errors
             self._process_errors(result.errors)
         if not self._extensions:
+            if event_id is not None:
+                result.extensions = {EVENT_ID_EXTENSION: event_id}
             return serialize_result(result)
         result.extensions = await self._runner.get_extensions_results(context)
+        if event_id is not None:
+            result.extensions = {**(result.extensions or {}), EVENT_ID_EXTENSION: event_id}
         context.result = result
         # Strawberry's hooks take its own result types; graphql-core's has the same
         # attributes (MaskErrors reads and replaces ``errors``).
@@ -571,6 +605,10 @@ class OperationRun:
         entry = await self._executor.documents.parse_async(
             context.query, cast("dict[str, Any]", context.parse_options)
         )
+        if entry.query == context.query:
+            # The cache's copy of the text, kept by the operation for as long as it lives
+            # (a subscription's whole life), instead of this frame's own.
+            context.query = entry.query
         if entry.document is None:
             context.pre_execution_errors = list(entry.errors)
         else:

@@ -58,8 +58,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import uuid
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from channels import DEFAULT_CHANNEL_LAYER
 
@@ -73,13 +74,19 @@ from ._channel_layer import (
 )
 from ._exceptions import PayloadSerializationError
 from ._layer_messages import (
+    JOINED,
     PROBE,
     UNSUBSCRIBE,
     WAKE_UP,
     MalformedLayerMessage,
+    group_send,
+    joined_message,
     read_layer_message,
+    send,
+    wake_up_message,
 )
 from ._log import logger
+from ._replay import IdentifiedNotification
 from ._serialization import deserialize_payload
 
 if TYPE_CHECKING:
@@ -88,6 +95,10 @@ if TYPE_CHECKING:
     from channels.layers import BaseChannelLayer
 
     from ._notification_queue import Registration
+
+
+JOIN_CONFIRM_TIMEOUT: Final = 10.0
+"""Seconds a resuming subscription waits for its joins to take effect (pub/sub layer)."""
 
 
 class _GroupLocks:
@@ -142,6 +153,8 @@ class FanOut:
         # discarded since): a joiner of such a group has nothing to wait for.
         self._joined: set[str] = set()
         self._cleanups: set[asyncio.Task[None]] = set()
+        self._fences: list[asyncio.Future[None]] = []
+        self._join_waiters: dict[str, asyncio.Future[None]] = {}
 
     @property
     def channel(self) -> str | None:
@@ -161,6 +174,68 @@ class FanOut:
         if isinstance(expiry, int | float) and expiry > 0:
             return expiry / 2
         return None
+
+    async def fence(self) -> None:
+        """Return once the messages that reached this process's channel before the call
+        are in the local subscriptions' queues (at once when nothing listens).
+
+        A wake-up sent to the channel comes after them (a layer keeps the order of one
+        channel's messages; on Redis, of one shard's), and the listener dispatches in
+        order. A graceful drain fences before it delivers what is queued."""
+        channel = self._channel
+        if channel is None or self._listener is None:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._fences.append(waiter)
+        try:
+            await send(self.layer, channel, wake_up_message())
+            await waiter
+        finally:
+            with contextlib.suppress(ValueError):
+                self._fences.remove(waiter)
+
+    async def _confirm_joined(self, group: str) -> None:
+        """Return once broadcasts sent to ``group`` from now on reach this process.
+
+        On channels-redis' pub/sub layer, ``group_add`` returns once ``SUBSCRIBE`` is
+        written, not once Redis has it: a message published meanwhile, from another
+        connection, may be lost, and a subscription confirmed then could miss the first
+        broadcast its client causes. So, on that layer, the first join of a group in
+        this process sends a :class:`JoinedMessage` to the group (again, with backoff,
+        until one arrives) and waits for it; later subscribers of the group find it
+        joined. A send that fails is tried again the same way. After
+        :data:`JOIN_CONFIRM_TIMEOUT` seconds without an answer (a layer that fails, or a
+        process too busy to read), the join goes on unconfirmed, as on the other layers,
+        with a warning: refusing the subscription would lose more than the join risks.
+        Other layers' ``group_add`` is in effect when it returns: nothing to do.
+        """
+        if type(self.layer).__module__ != "channels_redis.pubsub":
+            return
+        token = uuid.uuid4().hex
+        waiter = asyncio.get_running_loop().create_future()
+        self._join_waiters[token] = waiter
+        try:
+            async with asyncio.timeout(JOIN_CONFIRM_TIMEOUT):
+                delay = 0.01
+                while not waiter.done():
+                    try:
+                        await group_send(self.layer, group, joined_message(group, token))
+                    except Exception:
+                        if cancelling():
+                            raise
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(waiter), delay)
+                    delay = min(delay * 2, 0.5)
+        except TimeoutError:
+            if cancelling():
+                raise
+            logger.warning(
+                "The join of group %s was not confirmed within %g s; going on without",
+                group,
+                JOIN_CONFIRM_TIMEOUT,
+            )
+        finally:
+            del self._join_waiters[token]
 
     async def join(self, registration: Registration, groups: set[str]) -> None:
         """Add the subscription to the groups; returns once the channel layer has them."""
@@ -201,6 +276,7 @@ class FanOut:
             if group in self._joined or group not in self.members or channel != self._channel:
                 return
             await self._membership(self.layer.group_add, group, channel)
+            await self._confirm_joined(group)
             self._joined.add(group)
 
     async def leave(self, registration: Registration) -> None:
@@ -354,8 +430,19 @@ class FanOut:
                 return  # of a group without local members: not looked at further
             self.health.malformed_message(error.reason)
             return
-        if message["type"] == PROBE or message["type"] == WAKE_UP:
-            return  # the fan-out's own (see end_receive, ChannelLayerHealth)
+        if message["type"] == WAKE_UP:
+            fences, self._fences = self._fences, []
+            for waiter in fences:
+                if not waiter.done():
+                    waiter.set_result(None)
+            return  # the fan-out's own (see end_receive, fence)
+        if message["type"] == PROBE:
+            return  # the fan-out's own (see ChannelLayerHealth)
+        if message["type"] == JOINED:
+            joined = self._join_waiters.get(message["token"])
+            if joined is not None and not joined.done():
+                joined.set_result(None)
+            return  # the fan-out's own (see _confirm_joined)
         group = message["group"]
         members = self.members.get(group)
         if not members:
@@ -369,9 +456,14 @@ class FanOut:
         except PayloadSerializationError as error:
             self.health.malformed_message(f"its payload for group {group} was refused: {error}")
             return
+        sent_at = message.get("sent_at")
+        event_id = message.get("event_id")
+        if event_id is not None:
+            # A resumable class's broadcast: its subscribers need the id (see _replay).
+            payload = IdentifiedNotification(payload, event_id)
         for registration in list(members):
             try:
-                registration.queue.put(payload)
+                registration.queue.put(payload, sent_at)
             except Exception:
                 # One subscriber's failure must not stop the process's listener.
                 logger.exception("Cannot queue a notification for group %s", group)
@@ -380,6 +472,11 @@ class FanOut:
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, FanOut]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def loop_fanouts() -> list[FanOut]:
+    """The fan-outs of the running event loop, one per channel layer in use."""
+    return list(_fanouts.get(asyncio.get_running_loop(), {}).values())
 
 
 def get_fanout(alias: str) -> FanOut:

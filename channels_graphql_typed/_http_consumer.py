@@ -32,8 +32,14 @@ from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 from django.urls import path
 
-from ._protocol import EndStream, Respond, SendChunk, StartStream
-from ._protocol.http import GraphqlHttpProtocol, RequestState
+from . import _observability as observing
+from ._drain import SERVICE_RESTART_REASON, ConnectionDrain, process_drain
+from ._event_streams import SingleConnectionRequest, single_connection_request
+from ._protocol import EndStream, Failure, Respond, SendChunk, StartStream
+from ._protocol.common import error
+from ._protocol.http import ALLOWED_METHODS, GraphqlHttpProtocol, RequestState
+from ._protocol.multipart import GraphqlMultipartProtocol, multipart_requested
+from ._protocol.sse_single import ALLOWED_METHODS as SINGLE_CONNECTION_METHODS
 from ._runner import ConnectionOperations
 from ._server import GraphqlServer
 
@@ -53,15 +59,18 @@ if TYPE_CHECKING:
 
 
 class GraphqlHttpConsumer(GraphqlServer, AsyncHttpConsumer):
-    """Serves ``schema`` over GraphQL over HTTP (GET and POST) and over Server-Sent
-    Events (graphql-sse's distinct connections mode).
+    """Serves ``schema`` over GraphQL over HTTP (GET and POST), over Server-Sent
+    Events (graphql-sse's distinct connections mode) and as Apollo's multipart
+    subscriptions.
 
     Subclass it and set ``schema``; the operation settings are those of
     :class:`~channels_graphql_typed.GraphqlServer`, shared with
     :class:`~channels_graphql_typed.GraphqlWsConsumer` (``max_message_size`` bounds the
     request body). Queries and mutations get one JSON response (a mutation needs POST);
     a request that accepts ``text/event-stream`` gets its results as ``next`` events,
-    which subscriptions need. Route it on the same path as the WebSocket consumer::
+    which subscriptions need; one that accepts ``multipart/mixed;subscriptionSpec=1.0``
+    (Apollo Client's ``HttpLink``) gets a subscription's results as multipart parts.
+    Route it on the same path as the WebSocket consumer::
 
         ProtocolTypeRouter({
             "http": URLRouter([ChatHttpConsumer.as_route("graphql/")]),
@@ -69,10 +78,22 @@ class GraphqlHttpConsumer(GraphqlServer, AsyncHttpConsumer):
         })
     """
 
+    multipart_heartbeat_interval: ClassVar[float | None] = 5
+    """Seconds between the empty parts (``{}``) that keep an idle multipart response
+    open (None: none). Apollo's router sends one every 5 seconds."""
+
     sse_heartbeat_interval: ClassVar[float | None] = 12
     """Seconds between the comments (``:``) that keep an idle event stream open through
     proxies and load balancers (None: none). graphql-sse's own server sends one every
     12 seconds."""
+
+    sse_single_connection: ClassVar[bool] = True
+    """Serve graphql-sse's single connection mode: ``PUT`` reserves an event stream,
+    ``GET`` opens it, ``POST`` submits operations to it from any process, ``DELETE``
+    stops one (see :mod:`channels_graphql_typed._event_streams`)."""
+
+    sse_reservation_timeout: ClassVar[float] = 30
+    """Seconds a reserved event stream waits for its ``GET``; then it is closed."""
 
     # --- class-level resources --------------------------------------------------------------
 
@@ -100,6 +121,11 @@ class GraphqlHttpConsumer(GraphqlServer, AsyncHttpConsumer):
         self._client_lost = False
         self._answered: asyncio.Event | None = None
         self._send_lock: asyncio.Lock | None = None
+        self._single_connection: SingleConnectionRequest | None = None
+        self._drain: ConnectionDrain | None = None
+        self._status = 0
+        """The response's status, once started (for the observers)."""
+        self._observed_end = False
 
     async def __call__(
         self, scope: Any, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -133,8 +159,11 @@ class GraphqlHttpConsumer(GraphqlServer, AsyncHttpConsumer):
         await handler(message)
 
     async def http_request(self, message: HTTPRequestEvent) -> None:
-        if self.machine is None and not await self._begin():
+        if self.machine is None and self._single_connection is None and not await self._begin():
             raise StopConsumer()
+        if self._single_connection is not None:
+            await self._single_connection.receive(message)  # raises StopConsumer when done
+            return
         assert self.machine is not None
         assert self._operations is not None
         actions = self.machine.receive_body(
@@ -146,14 +175,23 @@ class GraphqlHttpConsumer(GraphqlServer, AsyncHttpConsumer):
         try:
             await self._serve()
         finally:
+            self._end_drain()
             await self._operations.close()
+            self._observe_end()
         raise StopConsumer()
 
     async def http_disconnect(self, message: HTTPDisconnectEvent) -> None:
         # The client left before its body was complete: nothing was started.
+        self._end_drain()
         if self._operations is not None:
             await self._operations.close()
+            self._observe_end()
         raise StopConsumer()
+
+    def _observe_end(self) -> None:
+        if not self._observed_end:
+            self._observed_end = True
+            observing.observer.connection_closed("http", "http", self._status)
 
     # --- the request ------------------------------------------------------------------------
 
@@ -171,20 +209,73 @@ class GraphqlHttpConsumer(GraphqlServer, AsyncHttpConsumer):
                 ]
             )
             return False
+        if self.sse_single_connection:
+            self._single_connection = single_connection_request(self, self._receive_from_client)
+            if self._single_connection is not None:
+                return True
         settings = self._server_settings()
         self.context = self._new_context(self.scope, getattr(self, "channel_name", None))
-        self.machine = GraphqlHttpProtocol(
+        machine_class = (
+            GraphqlMultipartProtocol if multipart_requested(headers) else GraphqlHttpProtocol
+        )
+        self.machine = machine_class(
             method=self.scope.get("method", "GET"),
             headers=headers,
             query_string=self.scope.get("query_string", b""),
             http_version=self.scope.get("http_version", "1.1"),
             operation_id=uuid.uuid4().hex,
             max_body_size=self.max_message_size,
+            allowed_methods=(
+                SINGLE_CONNECTION_METHODS if self.sse_single_connection else ALLOWED_METHODS
+            ),
         )
         self._operations = ConnectionOperations(
             self.machine, _HttpSink(self), settings, self.context
         )
+        # Known to the process's graceful drain (see drain_on_shutdown) while it lives.
+        self._drain = ConnectionDrain(self._operations, self._close_for_restart)
+        process_drain().register(self._drain)
+        observing.observer.connection_opened("http", "http")
         return True
+
+    def _end_drain(self) -> None:
+        if self._drain is not None:
+            process_drain().unregister(self._drain)
+            self._drain = None
+
+    async def _close_for_restart(self) -> None:
+        # The graceful drain's close, once what was queued is sent (the operation then
+        # stops, as for a client that left): an event stream ends without ``complete``
+        # (the subscription did not end: graphql-sse's client retries); a multipart
+        # response ends with a transport-level error (its clients' signal that the
+        # subscription failed); a request still without its response gets 503.
+        machine = self.machine
+        assert machine is not None
+        if self._response_done:
+            return
+        self._client_lost = True
+        if machine.state is RequestState.STREAMING:
+            if isinstance(machine, GraphqlMultipartProtocol) and machine.operation is not None:
+                await self._perform(
+                    machine.send_errors(
+                        machine.operation, [error(SERVICE_RESTART_REASON)], Failure.INTERNAL
+                    )
+                )
+            else:
+                await self._perform([EndStream()])
+        else:
+            await self._perform(
+                [
+                    Respond(
+                        503,
+                        (
+                            ("content-type", "application/json; charset=utf-8"),
+                            ("retry-after", str(process_drain().retry_after)),
+                        ),
+                        b'{"errors":[{"message":"Service Restart"}]}',
+                    )
+                ]
+            )
 
     async def _serve(self) -> None:
         # Until the response is complete or the client is gone, whichever comes first.
@@ -193,8 +284,13 @@ class GraphqlHttpConsumer(GraphqlServer, AsyncHttpConsumer):
         assert self._answered is not None
         if self._answered.is_set():
             return
-        if self.sse_heartbeat_interval is not None:
-            self._operations.spawn(self._heartbeat_timer(self.sse_heartbeat_interval))
+        heartbeat_interval = (
+            self.multipart_heartbeat_interval
+            if isinstance(self.machine, GraphqlMultipartProtocol)
+            else self.sse_heartbeat_interval
+        )
+        if heartbeat_interval is not None:
+            self._operations.spawn(self._heartbeat_timer(heartbeat_interval))
         gone = asyncio.ensure_future(self._client_gone())
         answered = asyncio.ensure_future(self._answered.wait())
         try:
@@ -245,6 +341,7 @@ class GraphqlHttpConsumer(GraphqlServer, AsyncHttpConsumer):
                     # returns no other action.
 
     async def _send_start(self, status: int, headers: tuple[tuple[str, str], ...]) -> None:
+        self._status = status
         encoded = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         try:
             await self.send_headers(status=status, headers=encoded)

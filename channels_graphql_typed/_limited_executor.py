@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import graphql
 from graphql import (
@@ -22,6 +22,7 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
 )
+from graphql.execution.executor import CollectedErrors
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 
 if TYPE_CHECKING:
@@ -51,6 +52,20 @@ class _ResultBudget:
     def __init__(self) -> None:
         self.used = 0
         self.exceeded = False
+
+
+class _NothingCollected(CollectedErrors):
+    """The collected errors of an executor that only makes per-event copies (each of
+    which collects its own): nothing may be added."""
+
+    __slots__ = ()
+
+    def add(self, error: GraphQLError, path: Any) -> None:
+        raise RuntimeError("a subscription's executor executes its events in copies only")
+
+
+_NOTHING_COLLECTED: Final = _NothingCollected()
+_NO_FUTURES: Final[frozenset[Any]] = frozenset()
 
 
 class ResolveInfo(NamedTuple):
@@ -133,10 +148,19 @@ class LimitedExecutor(ExecutorThrowingOnIncremental):
             None, errors=[GraphQLError(RESULT_TOO_LARGE.format(limit=self.max_result_size))]
         )
 
+    def events_only(self) -> None:
+        """The subscription's source stream is open: from now on this executor only
+        makes the per-event copies (:meth:`build_per_event_executor`), each with errors
+        and incremental futures of its own, so it lets go of its own (empty) ones, which
+        an idle subscription would otherwise hold for its whole life."""
+        self.collected_errors = _NOTHING_COLLECTED
+        self.pending_incremental_futures = cast("set[Any]", _NO_FUTURES)
+
     def build_per_event_executor(self, payload: Any) -> Executor[None]:
         executor = super().build_per_event_executor(payload)
         if isinstance(executor, LimitedExecutor):
             executor.result_budget = _ResultBudget()
+            executor.pending_incremental_futures = set()
         return executor
 
     def execute_fields(self, *args: Any, **kwargs: Any) -> Any:

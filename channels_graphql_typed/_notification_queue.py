@@ -4,6 +4,11 @@ The fan-out appends to it from its listener task; the subscription's result loop
 takes from it. Past its limit the oldest notification is dropped (with a warning, once
 per overflow episode), so a subscriber that does not keep up costs bounded memory and
 gets the newest notifications when it resumes.
+
+A graceful drain (:mod:`channels_graphql_typed._drain`) asks a queue for
+:meth:`NotificationQueue.delivered`: it returns once every notification queued so far
+has been taken and handled (the result loop is back for the next one) or dropped. The
+operation runner puts the queues its operations open in :data:`operation_queues`.
 """
 
 from __future__ import annotations
@@ -11,14 +16,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import collections.abc
+import contextlib
+import contextvars
 from typing import Any, Final
 
+from . import _observability as observing
 from ._log import logger
 
 DEFAULT_NOTIFICATION_QUEUE_LIMIT: Final = 1000
 
 
 _END: Final = object()
+
+operation_queues: contextvars.ContextVar[list[NotificationQueue] | None] = contextvars.ContextVar(
+    "channels_graphql_typed_operation_queues", default=None
+)
+"""Where each queue created in an operation's task registers itself (set by the runner)."""
 
 
 class NotificationQueue:
@@ -37,7 +50,18 @@ class NotificationQueue:
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self._overflowing = False
+        self._high_water = 0
         self.dropped = 0
+        # For delivered(): the notifications put, and those no longer queued when the
+        # latest get() began (taken and handled by the result loop, or dropped).
+        self._put_count = 0
+        self._handled_count = 0
+        self._delivery_waiters: list[tuple[int, asyncio.Future[None]]] | None = None
+        queues = operation_queues.get()
+        if queues is not None:
+            queues.append(self)
+        self.sent_at: float | None = None
+        """The broadcast time of the notification ``get`` returned last (None: unknown)."""
 
     def __len__(self) -> int:
         return 0 if self._items is None else len(self._items)
@@ -46,14 +70,18 @@ class NotificationQueue:
     def closed(self) -> bool:
         return self._closed
 
-    def put(self, item: Any) -> None:
+    def put(self, item: Any, sent_at: float | None = None) -> None:
+        """Append ``item``, broadcast at ``sent_at`` (seconds since the epoch)."""
         if self._closed:
             return
-        if self._items is None:
-            self._items = collections.deque()
-        if self._limit is not None and len(self._items) >= self._limit:
-            self._items.popleft()
+        items = self._items
+        if items is None:
+            items = self._items = collections.deque()
+        self._put_count += 1
+        if self._limit is not None and len(items) >= self._limit:
+            items.popleft()
             self.dropped += 1
+            observing.observer.notification_dropped(self._name)
             if not self._overflowing:
                 # One warning per overflow episode, not one per dropped notification.
                 self._overflowing = True
@@ -63,7 +91,11 @@ class NotificationQueue:
                     self._name,
                     self._limit,
                 )
-        self._items.append(item)
+        items.append((item, sent_at))
+        if len(items) > self._high_water:
+            # Reported only when this queue passes its own mark: rarely, after warm-up.
+            self._high_water = len(items)
+            observing.observer.queue_high_water(self._name, self._high_water)
         self._wake()
 
     def close(self) -> None:
@@ -71,8 +103,38 @@ class NotificationQueue:
         self._closed = True
         self._wake()
 
+    async def delivered(self) -> None:
+        """Return once every notification put so far has been handled: taken by a
+        ``get`` that was followed by another (the taker is done with it), or dropped."""
+        target = self._put_count
+        if self._handled_count >= target:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._delivery_waiters is None:
+            self._delivery_waiters = []
+        self._delivery_waiters.append((target, waiter))
+        try:
+            await waiter
+        finally:
+            if self._delivery_waiters is not None:
+                with contextlib.suppress(ValueError):  # already resolved and taken out
+                    self._delivery_waiters.remove((target, waiter))
+
+    def _handled(self) -> None:
+        self._handled_count = self._put_count - len(self)
+        if self._delivery_waiters:
+            waiting = []
+            for target, waiter in self._delivery_waiters:
+                if target <= self._handled_count:
+                    if not waiter.done():
+                        waiter.set_result(None)
+                else:
+                    waiting.append((target, waiter))
+            self._delivery_waiters = waiting or None
+
     async def get(self) -> Any:
         """The next notification, or :data:`END` once closed and drained."""
+        self._handled()
         while not self._items:
             if self._closed:
                 return _END
@@ -81,7 +143,7 @@ class NotificationQueue:
                 await self._waiter
             finally:
                 self._waiter = None
-        item = self._items.popleft()
+        item, self.sent_at = self._items.popleft()
         if not self._items:
             self._items = None
             self._overflowing = False

@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 A broadcast reaches every subscriber of a group. When a thousand clients run the same
 subscription, executing the event a thousand times (and serializing a thousand equal
-results) is most of the cost of a fan-out. So the executor keeps, per server class, a
+results) is most of the cost of a fan-out. So the executor (one per schema and execution
+settings, shared by the server classes that declare them, every transport's) keeps a
 bounded LRU of serialized results (:class:`SharedResultCache`), keyed by the operation
 and the event, and a subscriber whose key is in it sends the cached text.
 
@@ -48,6 +49,7 @@ subscriber can change what another one sees.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime
 import decimal
 import enum
@@ -205,6 +207,11 @@ def declared_scalars(schema: GraphQLSchema, names: Collection[str]) -> frozenset
     return frozenset(names)
 
 
+MAX_INTERNED_OPERATION_KEYS: Final = 1024
+"""Distinct operation keys whose one copy the subscriptions share (see
+:meth:`ResultSharing.operation_key`)."""
+
+
 class SharedResultCache:
     """Serialized results shared by the subscribers of equal operations (bounded LRU)."""
 
@@ -236,6 +243,10 @@ class ResultSharing:
         )
         """Subscription root fields whose results may be shared (condition 2 and 3)."""
         self.cache = SharedResultCache()
+        # Equal keys, one tuple: each subscription keeps its key for its whole life, and
+        # most subscribers of a server send the same few operations (bounded: a key that
+        # falls out is only kept twice, not shared less).
+        self._keys: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def operation_key(self, operation: PreparedOperation) -> tuple[Any, ...] | None:
         """What identifies results that every subscriber of this operation can share, or
@@ -251,4 +262,13 @@ class ResultSharing:
             return None
         digest = hashlib.sha256(operation.query.encode("utf-8", "surrogatepass")).digest()
         variables_digest = hashlib.sha256(variables.encode("utf-8", "surrogatepass")).digest()
-        return (digest, operation.operation_name, variables_digest)
+        key = (digest, operation.operation_name, variables_digest)
+        known = self._keys.get(key)
+        if known is not None:
+            return known
+        if len(self._keys) >= MAX_INTERNED_OPERATION_KEYS:
+            # The oldest goes (another event loop's thread may be at it too).
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del self._keys[next(iter(self._keys))]
+        self._keys[key] = key
+        return key

@@ -171,7 +171,8 @@ class GraphqlServer:
 
     @classmethod
     def executor(cls) -> GraphqlExecutor:
-        """The executor shared by every connection of this class (created on first use)."""
+        """The executor of every connection of this class, and of every server class with
+        the same schema and execution settings (created on first use)."""
         return cls._server_settings().executor
 
     _built_settings: ClassVar[ServerSettings]
@@ -186,7 +187,7 @@ class GraphqlServer:
             return settings
         if not hasattr(cls, "schema"):
             raise ImproperlyConfigured(f"{cls.__qualname__}.schema is not set")
-        executor = GraphqlExecutor(
+        executor = _shared_executor(
             cls.schema,
             middleware=cls.middleware,
             share_results_under_middleware=cls.share_results_under_middleware,
@@ -215,3 +216,37 @@ class GraphqlServer:
         )
         cls._built_settings = settings
         return settings
+
+
+_executors: dict[tuple[object, ...], tuple[GraphqlExecutor, tuple[object, ...]]] = {}
+"""The executors of the server classes, by what they were built from: one per distinct
+set of settings, whatever the transport."""
+
+
+def _shared_executor(schema: strawberry.Schema, **settings: Any) -> GraphqlExecutor:
+    """The executor of ``schema`` with ``settings``, shared by every server class that
+    declares the same (the WebSocket and the HTTP consumer of one :class:`GraphqlServer`
+    subclass, typically): one document cache, one set of shared results and one thread
+    pool for all of them, so that equal subscriptions share their results across
+    transports.
+
+    Settings are the same when equal, or for what cannot be hashed (a list of
+    middleware), when they are the same object: a copy gets an executor of its own."""
+    values = (schema, *settings.values())
+    key = tuple(_key_of(value) for value in values)
+    found = _executors.get(key)
+    if found is None:
+        executor = GraphqlExecutor(schema, **settings)
+        # The values are kept with the executor, so that an id in the key is never
+        # that of another object later.
+        _executors[key] = (executor, values)
+        return executor
+    return found[0]
+
+
+def _key_of(value: object) -> object:
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return (type(value), value)

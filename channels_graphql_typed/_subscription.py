@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections.abc
 import enum
 import inspect
+import time
 import types
 import typing
 from typing import (
@@ -47,17 +48,20 @@ from graphql import GraphQLError
 from strawberry.types.base import get_object_definition
 
 from . import _log as log_where
+from . import _observability as observing
 from ._channel_layer import channel_layer
 from ._context import Context
 from ._contract import (
     DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION,
     INTERNAL_ERROR_MESSAGE,
+    EventsMissed,
     PublishFailure,
     current_operation,
+    delivered_event_id,
     mark_typed_subscription,
     publish_failures,
 )
-from ._exceptions import OperationRejected
+from ._exceptions import OperationRejected, PayloadSerializationError
 from ._fanout import FanOut, get_fanout
 from ._groups import class_namespace, group_name
 from ._layer_messages import group_send, notify_message, unsubscribe_message
@@ -68,7 +72,23 @@ from ._notification_queue import (
     NotificationQueue,
     Registration,
 )
-from ._serialization import copy_payload, register_annotation, serialize_payload
+from ._protocol.messages import RESUME_AFTER_EXTENSION
+from ._replay import (
+    IdentifiedNotification,
+    MalformedEventId,
+    Replay,
+    ResumeState,
+    format_event_id,
+    history_for,
+    parse_event_id,
+    stream_key,
+)
+from ._serialization import (
+    copy_payload,
+    deserialize_payload,
+    register_annotation,
+    serialize_payload,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
@@ -107,6 +127,7 @@ class Subscription(Generic[PayloadT]):
     * ``max_groups_per_subscription``: most groups ``subscribe`` may return (None: the
       consumer's); beyond it the client gets an error and nothing is joined.
     * ``channel_layer_alias``: the channel layer that carries broadcasts.
+    * ``replay``: a :class:`Replay` makes the class resumable.
     """
 
     notification_queue_limit: ClassVar[int | None] = None
@@ -114,6 +135,11 @@ class Subscription(Generic[PayloadT]):
     """Most groups ``subscribe`` may return for one subscription (None: the consumer's
     ``max_groups_per_subscription``); beyond it the subscription is refused."""
     channel_layer_alias: ClassVar[str] = DEFAULT_CHANNEL_LAYER
+    replay: ClassVar[Replay | None] = None
+    """Makes the class resumable (``replay = Replay(events=1000)``): each broadcast gets
+    an event id and is kept in a bounded history, from which a client that reconnects
+    gets what it missed (see "Reconnects and resumable subscriptions"). None: not
+    resumable, and nothing of it is paid."""
     payload_types: ClassVar[Sequence[type]] = ()
     """Classes that may travel inside this class's payloads although its type parameter
     does not name them (a payload typed ``Any``, subclasses of a declared type): see
@@ -132,6 +158,11 @@ class Subscription(Generic[PayloadT]):
         _check_hooks(cls)
         if "group_namespace" not in cls.__dict__:
             cls.group_namespace = class_namespace(cls.__module__, cls.__qualname__)
+        if cls.replay is not None and not isinstance(cls.replay, Replay):
+            raise TypeError(
+                f"{cls.__qualname__}.replay must be a Replay (replay = Replay(events=1000)) "
+                f"or None, not {type(cls.replay).__name__}"
+            )
         # A class that still has type parameters (``class Base(Subscription[Event[T]])``)
         # is a base for other subscriptions, not a GraphQL type of its own.
         if not getattr(cls, "__parameters__", ()):
@@ -218,7 +249,16 @@ class Subscription(Generic[PayloadT]):
     async def _broadcast_serialized(cls, data: bytes, group: str | None) -> None:
         """Send a payload that :func:`serialize_payload` serialized already."""
         name = group_name(cls.group_namespace, group)
-        await group_send(channel_layer(cls.channel_layer_alias), name, notify_message(name, data))
+        layer = channel_layer(cls.channel_layer_alias)
+        event_id = None
+        if cls.replay is not None:
+            # Kept before it is sent, in this task: a subscriber that resumes reads the
+            # history after joining, so it finds the broadcast there or gets it live.
+            event_id = await history_for(layer).append(
+                stream_key(cls.group_namespace), cls.replay, name, data
+            )
+        message = notify_message(name, data, time.time(), event_id)
+        await group_send(layer, name, message)
 
     @classmethod
     def broadcast_sync(cls, *, payload: PayloadT, group: str | None = None) -> None:
@@ -450,11 +490,24 @@ async def _open_stream(
             if settings is not None
             else DEFAULT_MAX_GROUPS_PER_SUBSCRIPTION
         )
+    resume_after = _resume_after(cls, info)
     groups = _validated_groups(cls, await cls.subscribe(info, **arguments), max_groups)
     fanout = get_fanout(cls.channel_layer_alias)
     registration = Registration(NotificationQueue(limit, f"{cls.__qualname__}"))
+    resume: ResumeState | None = None
     try:
+        # In effect when this returns (on every layer, see FanOut._confirm_joined): a
+        # resumable subscription reads the history only after it, so whatever the
+        # history does not hold yet comes live.
         await fanout.join(registration, groups)
+        if resume_after is not None and cls.replay is not None:
+            resume = ResumeState(
+                history_for(fanout.layer),
+                stream_key(cls.group_namespace),
+                resume_after,
+                groups,
+            )
+            await resume.begin()
     except BaseException as error:
         # Cancelled (the client completed during subscribe) or the layer failed: undo
         # whatever part of the registration happened.
@@ -465,7 +518,38 @@ async def _open_stream(
         # the client's: its text may name the layer's address.
         fanout.health.report(error)
         raise GraphQLError(INTERNAL_ERROR_MESSAGE) from error
-    return SubscriptionStream(cls, info, arguments, fanout, registration)
+    observing.observer.subscription_opened(cls.__qualname__)
+    stream = SubscriptionStream(cls, info, arguments, fanout, registration)
+    if resume_after is not None:
+        stream._resume = resume
+        if resume is None:
+            stream._missed = (
+                f"{cls.__qualname__} is not resumable: events broadcast before this "
+                "subscription started were not kept"
+            )
+        elif resume.missed:
+            stream._missed = (
+                f"Events may have been missed: {format_event_id(resume_after)} is no longer "
+                f"in the history of {cls.__qualname__}; what it still holds follows"
+            )
+    return stream
+
+
+def _resume_after(cls: type[Subscription[Any]], info: Info) -> tuple[int, int] | None:
+    """The event id the client resumes after (``extensions``), checked."""
+    extensions = info.input_extensions
+    if not isinstance(extensions, dict) or RESUME_AFTER_EXTENSION not in extensions:
+        return None
+    value = extensions[RESUME_AFTER_EXTENSION]
+    if value is None:
+        return None
+    try:
+        return parse_event_id(value)
+    except MalformedEventId as error:
+        # Refused before anything is joined.
+        raise OperationRejected(
+            f"Malformed {RESUME_AFTER_EXTENSION} in the subscription's extensions: {error}"
+        ) from None
 
 
 class SubscriptionStream(Generic[PayloadT]):
@@ -485,6 +569,10 @@ class SubscriptionStream(Generic[PayloadT]):
         self._fanout = fanout
         self._registration = registration
         self._closed = False
+        self._resume: ResumeState | None = None
+        """While resuming: the history still to replay, and what it delivered."""
+        self._missed: str | None = None
+        """The EVENTS_MISSED signal still to send, before anything else."""
         # The fan-out decodes a broadcast once per process and hands the same object to
         # every subscriber: user code gets a copy, so that mutating it in place cannot
         # change what another subscriber gets.
@@ -493,14 +581,58 @@ class SubscriptionStream(Generic[PayloadT]):
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> Subscription[PayloadT] | PublishFailure:
+    async def __anext__(self) -> Subscription[PayloadT] | PublishFailure | EventsMissed:
+        queue = self._registration.queue
         while not self._closed:
-            payload = await self._registration.queue.get()
-            if payload is END:
-                await self.aclose()
-                break
+            if self._missed is not None:
+                message, self._missed = self._missed, None
+                return EventsMissed(message)
+            resume = self._resume
+            event_id: str | None = None
+            payload: Any
+            if resume is not None and not resume.done:
+                try:
+                    entry = await resume.next_replayed()
+                except Exception as failure:
+                    # The history failed (Redis unreachable): the operators' business,
+                    # logged; the client gets an error and the end of its stream.
+                    logger.error(
+                        "Reading the replay history of %s failed: %r",
+                        self._cls.__qualname__,
+                        failure,
+                    )
+                    raise GraphQLError(INTERNAL_ERROR_MESSAGE) from failure
+                if entry is None:
+                    continue  # replayed all: live events from here on
+                try:
+                    payload = deserialize_payload(entry.data)
+                except PayloadSerializationError as refused:
+                    logger.warning(
+                        "Dropped an entry of %s's replay history: %s",
+                        self._cls.__qualname__,
+                        refused,
+                    )
+                    continue
+                event_id = format_event_id(entry.id)
+            else:
+                payload = await queue.get()
+                if payload is END:
+                    await self.aclose()
+                    break
+                if isinstance(payload, IdentifiedNotification):
+                    identified: IdentifiedNotification = payload
+                    payload, event_id = identified.payload, identified.event_id
+                    if resume is not None and resume.is_replayed(event_id):
+                        continue  # delivered from the history already
+            if observing.observer.enabled:
+                # What the result of this notification is delivered for (see
+                # _observability.delivering).
+                observing.delivering.set((queue.sent_at, time.time_ns()))
             if self._copy_payloads:
                 payload = copy_payload(payload)
+            if event_id is not None and self._cls.replay is not None:
+                # For the executor: this event's result carries its id (see _contract).
+                delivered_event_id.set(event_id)
             try:
                 value = await self._cls.publish(payload, self._info, **self._arguments)
             except Exception as exc:
@@ -509,6 +641,8 @@ class SubscriptionStream(Generic[PayloadT]):
                 publish_failures.failed(self._cls.__qualname__, exc)
                 return PublishFailure(exc)
             if value is SKIP:
+                observing.observer.notification_skipped(self._cls.__qualname__)
+                delivered_event_id.set(None)
                 continue
             if not isinstance(value, self._cls):
                 error = TypeError(
@@ -525,6 +659,7 @@ class SubscriptionStream(Generic[PayloadT]):
         if self._closed:
             return
         self._closed = True
+        observing.observer.subscription_closed(self._cls.__qualname__)
         try:
             await self._fanout.leave(self._registration)
         finally:

@@ -4,7 +4,9 @@ At ``ready()`` it imports the ``subscriptions`` module of every installed app th
 one (as Django's admin imports ``admin`` modules), so that the model subscriptions
 declared there connect their signal receivers in every process -- a server, a shell, a
 management command, a worker -- and registers the system checks of
-:mod:`channels_graphql_typed._checks` (the deployment ones for ``check --deploy``).
+:mod:`channels_graphql_typed._checks` (the deployment ones for ``check --deploy``), and
+enables the metrics and traces that the settings ask for
+(:mod:`channels_graphql_typed.observability`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from django.apps import AppConfig
 from django.core import checks
 from django.utils.module_loading import autodiscover_modules
 
+from . import observability
 from ._checks import (
     check_channel_layers,
     check_consumers,
@@ -34,3 +37,4 @@ class ChannelsGraphqlTypedConfig(AppConfig):
         checks.register(check_model_subscriptions)
         for deployment_check in (check_channel_layers, check_consumers):
             checks.register(deployment_check, deploy=True)
+        observability.configure_from_settings()

@@ -23,7 +23,9 @@ another (:mod:`.reconnect`: fatal close codes, ``retry_attempts``, ``should_retr
   it, so it never sends it twice (the reference client sends it again);
 * subscriptions wait: once a new connection is acknowledged, the client subscribes each
   again under its id, before any new operation starts, and the stream goes on (a
-  notification broadcast while no connection was up is not received);
+  notification broadcast while no connection was up is not received, unless the
+  subscription is resumable: the client remembers the last event id each subscription
+  received, and subscribes again after it, ``channels_graphql_typed.resume_after``);
 * if the client gives up -- a fatal code, no retries left, ``should_retry`` says no --
   every operation still waiting gets the reason, after the results that arrived before
   it: the close itself, or :class:`GraphqlWsRetriesExhausted` after failed retries.
@@ -60,7 +62,9 @@ from .._exceptions import (
 from .._protocol.common import CloseCode
 from .._protocol.messages import (
     CONFIRM_SUBSCRIPTION_EXTENSION,
+    EVENT_ID_EXTENSION,
     GRAPHQL_TRANSPORT_WS,
+    RESUME_AFTER_EXTENSION,
     SUBPROTOCOLS,
     OperationPayload,
 )
@@ -182,6 +186,9 @@ class _Operation:
     confirmed: bool = False
     """The server confirmed the subscription on its current connection (confirm=True)."""
     resubscriptions: int = 0
+    last_event_id: str | None = None
+    """The id of the last event received (resumable subscriptions): subscribed again, the
+    subscription resumes after it."""
 
 
 class GraphqlWsClient:
@@ -702,7 +709,14 @@ class GraphqlWsClient:
         for operation in list(self._operations.values()):
             if not operation.subscription or operation.ended or operation.connection is connection:
                 continue
-            message = connection.machine.start(operation.payload, operation.id)
+            payload = operation.payload
+            if operation.last_event_id is not None:
+                extensions = {
+                    **(payload.get("extensions") or {}),
+                    RESUME_AFTER_EXTENSION: operation.last_event_id,
+                }
+                payload = {**payload, "extensions": extensions}
+            message = connection.machine.start(payload, operation.id)
             operation.connection = connection
             operation.confirmed = False
             operation.resubscriptions += 1
@@ -946,6 +960,15 @@ class GraphqlWsClient:
                 if operation is not None and operation.connection is connection:
                     if not isinstance(event, ResultReceived):
                         operation.ended = True
+                    elif operation.subscription:
+                        extensions = event.payload.get("extensions")
+                        event_id = (
+                            extensions.get(EVENT_ID_EXTENSION)
+                            if isinstance(extensions, dict)
+                            else None
+                        )
+                        if isinstance(event_id, str):
+                            operation.last_event_id = event_id
                     operation.queue.put_nowait(event)
 
     def _connection_failed(self, connection: _Connection, failure: GraphqlWsClientError) -> None:
@@ -1014,8 +1037,16 @@ class GraphqlWsSubscriptionStream:
     def resubscriptions(self) -> int:
         """How many times the client subscribed this subscription again, on a new
         connection, so far. Notifications sent while no connection was up are not
-        received."""
+        received, unless the subscription's class is resumable (see
+        :attr:`last_event_id`)."""
         return 0 if self._operation is None else self._operation.resubscriptions
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The id of the last event the client received for this subscription (None
+        until one came, and for a class that is not resumable): when the client
+        subscribes it again, on a new connection, it resumes after that event."""
+        return None if self._operation is None else self._operation.last_event_id
 
     @property
     def ended(self) -> bool:

@@ -168,6 +168,17 @@ class EndStream:
     """HTTP: the streamed response is complete."""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class AnswerSubmission:
+    """SSE, single connection mode: answer the request that submitted ``operation``
+    (its results go to the event stream, not to that request)."""
+
+    operation: Operation
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
 Action = (
     Send
     | SendText
@@ -179,6 +190,7 @@ Action = (
     | StartStream
     | SendChunk
     | EndStream
+    | AnswerSubmission
 )
 """Every action a machine may return: the WebSocket machines' and the HTTP machine's
 (:mod:`.http`); each transport's shell carries out those of its machine."""
@@ -275,10 +287,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_FRAME_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+"""One decoder for every frame: ``json.loads`` with an option builds a new one per call."""
+
+
 def decode_frame(text: str) -> dict[str, object]:
     """Parse one text frame into a dict with a string ``type``, or raise InvalidMessage."""
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _FRAME_DECODER.decode(text)
     except (ValueError, RecursionError):
         raise InvalidMessage("Invalid message: not valid JSON") from None
     if not isinstance(value, dict):

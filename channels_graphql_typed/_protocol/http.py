@@ -60,6 +60,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
@@ -78,6 +79,7 @@ from .common import (
     StopOperation,
     error,
 )
+from .messages import EVENT_ID_EXTENSION, RESUME_AFTER_EXTENSION
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -253,6 +255,26 @@ def decode_post(body: bytes) -> OperationPayload:
     return request_payload(_json_object(text, "The request body"))
 
 
+_EVENT_ID_KEY: Final = b'"' + EVENT_ID_EXTENSION.encode() + b'":"'
+_EVENT_ID = re.compile(rb"[0-9]{1,20}-[0-9]{1,20}")
+
+
+def _event_id_line(data: bytes) -> bytes:
+    """The SSE ``id:`` line of a resumable subscription's result (its event id, which
+    an EventSource sends back as ``Last-Event-ID`` when it reconnects), else nothing.
+
+    Found in the serialized result rather than parsed: in compact JSON the key, quotes
+    included, can only be the extension's (a string holding it has its quotes escaped,
+    and GraphQL names hold no dot)."""
+    start = data.rfind(_EVENT_ID_KEY)
+    if start < 0:
+        return b""
+    start += len(_EVENT_ID_KEY)
+    end = data.find(b'"', start)
+    value = data[start:end]
+    return b"id: " + value + b"\n" if _EVENT_ID.fullmatch(value) else b""
+
+
 def _dumps(value: object) -> bytes:
     # ASCII-only JSON: a lone surrogate a client sent ("\ud800") stays escaped.
     return json.dumps(value, separators=(",", ":")).encode("ascii")
@@ -271,8 +293,11 @@ class GraphqlHttpProtocol:
         http_version: str = "1.1",
         operation_id: str = "1",
         max_body_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        allowed_methods: str = ALLOWED_METHODS,
     ) -> None:
         self.method = method.upper()
+        self.allowed_methods = allowed_methods
+        """What a 405's ``Allow`` lists: the methods the endpoint serves."""
         self.headers = list(headers)
         self.query_string = query_string
         self.http_version = http_version
@@ -315,6 +340,13 @@ class GraphqlHttpProtocol:
                 payload = decode_post(body)
         except BadRequest as exc:
             return self._bad_request(exc)
+        last_event_id = _header(self.headers, b"last-event-id")
+        if last_event_id is not None:
+            # An EventSource that reconnects sends the last ``id:`` it got: the
+            # subscription resumes after it, as with the extension (which wins).
+            extensions = payload.get("extensions") or {}
+            if RESUME_AFTER_EXTENSION not in extensions:
+                payload["extensions"] = {**extensions, RESUME_AFTER_EXTENSION: last_event_id}
         self.state = RequestState.RUNNING
         self.operation = Operation(self.operation_id, payload)
         return [StartOperation(self.operation)]
@@ -354,8 +386,9 @@ class GraphqlHttpProtocol:
                     operation,
                     [
                         error(
-                            "Subscriptions need an event stream: send the request "
-                            f"with 'Accept: {EVENT_STREAM}'"
+                            "Subscriptions need a streamed response: send the request "
+                            f"with 'Accept: {EVENT_STREAM}' (Server-Sent Events) or "
+                            "'Accept: multipart/mixed;subscriptionSpec=1.0' (multipart)"
                         )
                     ],
                 )
@@ -439,7 +472,7 @@ class GraphqlHttpProtocol:
     def _check_head(self) -> None:
         if self.method not in ("GET", "POST"):
             raise BadRequest(
-                405, f"Method {self.method[:16]} is not allowed", (("allow", ALLOWED_METHODS),)
+                405, f"Method {self.method[:16]} is not allowed", (("allow", self.allowed_methods),)
             )
         if self._single is None and not self._stream_acceptable:
             # The draft, Body: "If the Accept header is present but does not indicate
@@ -524,5 +557,5 @@ class GraphqlHttpProtocol:
     def _next_event(self, data: bytes) -> list[Action]:
         actions = self._start_stream() if self.state is RequestState.RUNNING else []
         # Compact JSON holds no line break, so the data is one "data:" line.
-        actions.append(SendChunk(b"event: next\ndata: " + data + b"\n\n"))
+        actions.append(SendChunk(_event_id_line(data) + b"event: next\ndata: " + data + b"\n\n"))
         return actions

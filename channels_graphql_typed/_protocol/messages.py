@@ -41,6 +41,21 @@ subscription's confirmation: ``{"extensions": {"channels_graphql_typed.confirm":
 no other extension means something else by it."""
 
 
+EVENT_ID_EXTENSION: Final = "channels_graphql_typed.event_id"
+"""The key, in each result of a resumable subscription's ``extensions``, of the event's id
+(a string: remember the last one to resume after it)."""
+
+RESUME_AFTER_EXTENSION: Final = "channels_graphql_typed.resume_after"
+"""The key, in a subscription's ``extensions``, of the last event id the client received:
+the subscription first gets the events its groups had after that one
+(``{"extensions": {"channels_graphql_typed.resume_after": "1700000000000-0"}}``)."""
+
+EVENTS_MISSED: Final = "EVENTS_MISSED"
+"""The ``extensions.code`` of the error in the result that tells a resuming subscription
+that events may have been missed: its resume id is no longer in the history (or its class
+is not resumable)."""
+
+
 def confirmation_requested(payload: OperationPayload) -> bool:
     """Whether the operation's ``extensions`` ask for its subscription's confirmation."""
     extensions = payload.get("extensions")
