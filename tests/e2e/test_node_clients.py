@@ -21,6 +21,8 @@ from tests.e2e.conftest import ROOT
 from tests.processes import npm_install
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tests.e2e.conftest import RunningServer
 
 NODE_DIR: Final = ROOT / "tests" / "node"
@@ -67,11 +69,14 @@ def node() -> str:
     return executable
 
 
-def run_client(node: str, script: str, server: RunningServer) -> dict[str, Any]:
-    """Run one client script against ``server``; return the JSON document it printed."""
+def run_node_script(
+    node: str, script: str, arguments: list[str], server_output: Callable[[], str]
+) -> Any:
+    """Run the Node script ``script`` of ``tests/node`` with ``arguments`` (URLs); the JSON
+    document it printed. A failure shows the script's and the server's output."""
     try:
         completed = subprocess.run(
-            [node, str(NODE_DIR / script), server.url("")],
+            [node, str(NODE_DIR / script), *arguments],
             cwd=NODE_DIR,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -82,14 +87,19 @@ def run_client(node: str, script: str, server: RunningServer) -> dict[str, Any]:
     except subprocess.TimeoutExpired as exc:
         pytest.fail(
             f"{script} did not finish within {CLIENT_TIMEOUT} s; its output: {exc.output!r}\n"
-            f"server output:\n{server.output()}"
+            f"server output:\n{server_output()}"
         )
     if completed.returncode != 0:
         pytest.fail(
             f"{script} exited with {completed.returncode}:\n"
-            f"{completed.stdout}\n{completed.stderr}\nserver output:\n{server.output()}"
+            f"{completed.stdout}\n{completed.stderr}\nserver output:\n{server_output()}"
         )
-    result: dict[str, Any] = json.loads(completed.stdout)
+    return json.loads(completed.stdout)
+
+
+def run_client(node: str, script: str, server: RunningServer) -> dict[str, Any]:
+    """Run one client script against ``server``; return the JSON document it printed."""
+    result: dict[str, Any] = run_node_script(node, script, [server.url("")], server.output)
     return result
 
 

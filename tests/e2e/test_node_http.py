@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.e2e.test_node_clients import CLIENT_TIMEOUT, NODE_DIR, NPM_INSTALL_TIMEOUT
+from tests.e2e.test_node_clients import CLIENT_TIMEOUT, NPM_INSTALL_TIMEOUT, run_node_script
 from tests.e2e.test_node_clients import node as node  # the fixture
 
 if TYPE_CHECKING:
@@ -24,21 +22,7 @@ pytestmark = [
 
 def run_script(node: str, script: str, server: RunningServer) -> Any:
     url = server.url("/graphql/").replace("ws://", "http://", 1)
-    completed = subprocess.run(
-        [node, str(NODE_DIR / script), url],
-        cwd=NODE_DIR,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=CLIENT_TIMEOUT,
-        check=False,
-    )
-    if completed.returncode != 0:
-        pytest.fail(
-            f"{script} exited with {completed.returncode}:\n"
-            f"{completed.stdout}\n{completed.stderr}\nserver output:\n{server.output()}"
-        )
-    return json.loads(completed.stdout)
+    return run_node_script(node, script, [url], server.output)
 
 
 def test_graphql_http_audits(node: str, uvicorn_server: RunningServer) -> None:
@@ -55,4 +39,20 @@ def test_graphql_sse_client(node: str, uvicorn_server: RunningServer) -> None:
     assert result == {
         "query": [{"data": {"hello": "Hello, world!"}}],
         "subscription": [{"data": None}, tree, tree],
+    }
+
+
+def test_graphql_sse_client_in_single_connection_mode(
+    node: str, uvicorn_server: RunningServer
+) -> None:
+    result = run_script(node, "graphql-sse-single.mjs", uvicorn_server)
+    tree = {"data": {"onTree": {"label": "oak"}}}
+    assert result == {
+        "query": [{"data": {"hello": "Hello, world!"}}],
+        "mutation": [{"data": {"broadcastTree": True}}],
+        "subscription": [{"data": None}, tree, tree],
+        # One reservation and one stream; every operation's POST, the DELETE of the
+        # subscription it left before its end.
+        "sent": {"PUT stream": 1, "GET stream": 1, "POST stream": 5, "DELETE stream": 1},
+        "stopped": [200],
     }

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    WebSocketRoute,
+    expect,
+    sync_playwright,
+)
 
 from tests.example.conftest import ROOT, new_room, on_ci
 
@@ -82,8 +89,13 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=ARTIFACTS / f"{name}.png")
 
 
-def open_room(page: Page, server: ChatServer, room: str) -> None:
-    page.goto(server.url(f"/#{room}"))
+TRANSPORTS: Final = {"ws": "/", "sse": "/?transport=sse"}
+"""The chat page's address for each of its transports: WebSocket, or HTTP and SSE."""
+
+
+def open_room(page: Page, server: ChatServer, room: str, transport: str = "ws") -> None:
+    page.goto(server.url(f"{TRANSPORTS[transport]}#{room}"))
+    expect(page.locator("#transport")).to_have_attribute("data-transport", transport)
     # The subscription is confirmed and the history shown: nothing sent from now is missed.
     expect(page.locator("#messages")).to_have_attribute("data-state", "ready")
     expect(page.locator("#status")).to_have_attribute("data-status", "connected")
@@ -107,12 +119,41 @@ def post_graphql(server: ChatServer, query: str, variables: dict[str, Any]) -> d
     return body
 
 
-def test_two_chat_pages_talk(new_page: Callable[[], Page], chat_server: ChatServer) -> None:
+def record_transports(page: Page) -> dict[str, list[str]]:
+    """The WebSockets and the event streams that ``page`` opens from now on."""
+    opened: dict[str, list[str]] = {"websocket": [], "eventsource": []}
+    page.on("websocket", lambda socket: opened["websocket"].append(socket.url))
+    page.on(
+        "request",
+        lambda request: (
+            opened["eventsource"].append(request.url)
+            if request.resource_type == "eventsource"
+            else None
+        ),
+    )
+    return opened
+
+
+def assert_transport(opened: dict[str, list[str]], transport: str) -> None:
+    if transport == "ws":
+        assert opened["websocket"], opened
+        assert not opened["eventsource"], opened
+    else:
+        assert not opened["websocket"], opened
+        # The room's messages and the page's edits and deletions.
+        assert len(opened["eventsource"]) >= 2, opened
+
+
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
+def test_two_chat_pages_talk(
+    new_page: Callable[[], Page], chat_server: ChatServer, transport: str
+) -> None:
     room = new_room()
     alice = new_page()
     bob = new_page()
-    open_room(alice, chat_server, room)
-    open_room(bob, chat_server, room)
+    opened = record_transports(bob)
+    open_room(alice, chat_server, room, transport)
+    open_room(bob, chat_server, room, transport)
 
     send_in_page(alice, "Hello from Alice's tab")
     bob_messages = bob.locator("#messages .message")
@@ -129,8 +170,9 @@ def test_two_chat_pages_talk(new_page: Callable[[], Page], chat_server: ChatServ
     expect(alice.locator("#messages .message")).to_have_count(2)
     expect(bob_messages).to_have_count(2)
 
-    screenshot(alice, "chat-alice")
-    screenshot(bob, "chat-bob")
+    screenshot(alice, f"chat-alice-{transport}")
+    screenshot(bob, f"chat-bob-{transport}")
+    assert_transport(opened, transport)
 
     # A reload shows the history, oldest first.
     bob.reload()
@@ -141,14 +183,16 @@ def test_two_chat_pages_talk(new_page: Callable[[], Page], chat_server: ChatServ
     )
 
 
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
 def test_edits_deletions_and_logout_in_two_pages(
-    new_page: Callable[[], Page], chat_server: ChatServer
+    new_page: Callable[[], Page], chat_server: ChatServer, transport: str
 ) -> None:
     room = new_room()
     author = new_page()
     reader = new_page()
-    open_room(author, chat_server, room)
-    open_room(reader, chat_server, room)
+    opened = record_transports(author)
+    open_room(author, chat_server, room, transport)
+    open_room(reader, chat_server, room, transport)
     author.fill("#username", "demo")
     author.fill("#password", "demo")
     author.click("#login")
@@ -172,8 +216,8 @@ def test_edits_deletions_and_logout_in_two_pages(
     author.locator("#messages .message").last.locator(".delete").click()
     expect(author.locator("#messages .message")).to_have_count(1)
     expect(reader_texts).to_have_text(["Final text"])
-    screenshot(author, "chat-edited-author")
-    screenshot(reader, "chat-edited-reader")
+    screenshot(author, f"chat-edited-author-{transport}")
+    screenshot(reader, f"chat-edited-reader-{transport}")
 
     # The reader's reload shows what is stored: the edit, without the deleted message.
     reader.reload()
@@ -187,6 +231,41 @@ def test_edits_deletions_and_logout_in_two_pages(
     expect(author.locator("#messages .message .edit").first).to_be_hidden()
     send_in_page(author, "After logout")
     expect(reader.locator("#messages .message").last).to_contain_text("AnonymousAfter logout")
+    assert_transport(opened, transport)
+
+
+def test_the_page_goes_on_over_http_when_no_websocket_opens(
+    new_page: Callable[[], Page], chat_server: ChatServer
+) -> None:
+    room = new_room()
+    blocked = new_page()
+    # As a proxy that refuses upgrades: every WebSocket of the page closes at once.
+    attempts: list[str] = []
+
+    def refuse(socket: WebSocketRoute) -> None:
+        attempts.append(socket.url)
+        socket.close()
+
+    blocked.route_web_socket("**/graphql/", refuse)
+    opened = record_transports(blocked)
+    other = new_page()
+    blocked.goto(chat_server.url(f"/#{room}"))
+    expect(blocked.locator("#transport")).to_have_attribute("data-transport", "sse")
+    expect(blocked.locator("#messages")).to_have_attribute("data-state", "ready")
+    expect(blocked.locator("#status")).to_have_attribute("data-status", "connected")
+    open_room(other, chat_server, room)
+
+    send_in_page(other, "Over the WebSocket")
+    expect(blocked.locator("#messages .message").last).to_contain_text("Over the WebSocket")
+    send_in_page(blocked, "Over HTTP")
+    expect(other.locator("#messages .message").last).to_contain_text("AnonymousOver HTTP")
+    expect(blocked.locator("#messages .message")).to_have_count(2)
+    # The WebSocket client gave up for good: no retry (its first one comes after 0.5 s).
+    blocked.wait_for_timeout(1500)
+    expect(blocked.locator("#status")).to_have_attribute("data-status", "connected")
+    assert len(attempts) == 1, attempts
+    assert_transport(opened, "sse")
+    screenshot(blocked, "chat-fallen-back-to-sse")
 
 
 @pytest.mark.usefixtures("example_npm_packages")

@@ -39,3 +39,25 @@ export function describeError(error) {
   }
   return error;
 }
+
+/**
+ * The first `count` results of `payload` on a graphql-sse `client` (all of them if it
+ * completes first); `onFirst` runs once the first result is in.
+ */
+export function collect(client, payload, count, onFirst) {
+  return new Promise((resolve, reject) => {
+    const results = [];
+    const dispose = client.subscribe(payload, {
+      next(result) {
+        results.push(result);
+        if (results.length === 1 && onFirst) onFirst().catch(reject);
+        if (results.length === count) {
+          dispose();
+          resolve(results);
+        }
+      },
+      error: reject,
+      complete: () => resolve(results),
+    });
+  });
+}

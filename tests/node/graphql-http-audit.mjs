@@ -1,5 +1,6 @@
-// graphql-http's server audits (GraphQL over HTTP conformance) against the test server's
-// GraphqlHttpConsumer; prints every audit's id, name and status as one JSON document.
+// graphql-http's server audits (GraphQL over HTTP conformance) against a GraphqlHttpConsumer
+// (the test server's, the chat example's); prints every audit's id, name and status as one
+// JSON document.
 import { serverAudits } from "graphql-http";
 
 import { fail, report, watchdog } from "./common.mjs";

@@ -4,7 +4,7 @@
 // has arrived; prints what it saw as one JSON document.
 import { createClient } from "graphql-sse";
 
-import { fail, report, watchdog } from "./common.mjs";
+import { collect, fail, report, watchdog } from "./common.mjs";
 
 watchdog(25);
 const url = process.argv[2];
@@ -12,35 +12,18 @@ if (!url) fail(new Error(`usage: node ${process.argv[1]} http://host:port/graphq
 
 const client = createClient({ url, retryAttempts: 0 });
 
-function collect(payload, count, onFirst) {
-  return new Promise((resolve, reject) => {
-    const results = [];
-    const dispose = client.subscribe(payload, {
-      next(result) {
-        results.push(result);
-        if (results.length === 1 && onFirst) onFirst().catch(reject);
-        if (results.length === count) {
-          dispose();
-          resolve(results);
-        }
-      },
-      error: reject,
-      complete: () => resolve(results),
-    });
-  });
-}
-
 const TREE = "subscription { onTree { label } }";
 const BROADCAST = 'mutation { broadcastTree(tree: { label: "oak" }) }';
 
 try {
-  const query = await collect({ query: "{ hello }" }, 1);
+  const query = await collect(client, { query: "{ hello }" }, 1);
   const subscription = await collect(
+    client,
     { query: TREE, extensions: { "channels_graphql_typed.confirm": true } },
     3,
     async () => {
-      await collect({ query: BROADCAST }, 1);
-      await collect({ query: BROADCAST }, 1);
+      await collect(client, { query: BROADCAST }, 1);
+      await collect(client, { query: BROADCAST }, 1);
     },
   );
   client.dispose();

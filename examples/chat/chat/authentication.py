@@ -12,8 +12,8 @@ take.
 
 **The end of a login.** A WebSocket authenticates once: Channels' ``AuthMiddleware``
 reads the session when the socket opens, and the example's ``login`` stores a session
-for it. Over HTTP, Django checks the session on every request. So that a socket does
-not outlive its login, :func:`end_login_if_session_ended` runs before each of its
+for it. Over HTTP, the same middleware reads the session for every request. So that a
+socket does not outlive its login, :func:`end_login_if_session_ended` runs before each of its
 operations (``ChatConsumer.on_operation``) and does what Django does per request:
 it loads the connection's session from the session store again (it may have been
 deleted: a logout elsewhere; or have expired) and checks that its user still exists,
@@ -75,27 +75,23 @@ def username_key(username: str) -> str:
     return "username:" + hashlib.sha256(data).hexdigest()
 
 
-def _authenticate_in_this_thread(
-    request: HttpRequest | None, username: str, password: str
-) -> User | None:
+def _authenticate_in_this_thread(username: str, password: str) -> User | None:
     try:
-        return authenticate(request, username=username, password=password)
+        return authenticate(None, username=username, password=password)
     finally:
         # Django closes a thread's database connection at the end of a request, and
         # Channels in its own threads; nothing does in this one.
         connections.close_all()
 
 
-async def authenticate_limited(
-    request: HttpRequest | None, username: str, password: str, *, client: str
-) -> User | None:
+async def authenticate_limited(username: str, password: str, *, client: str) -> User | None:
     """Django's ``authenticate``, unless the username or ``client`` failed too often
     (:class:`chat.login_attempts.TooManyLoginAttempts`), off the event loop."""
     attempt = login_attempts.begin([username_key(username), client])
     check = sync_to_async(
         _authenticate_in_this_thread, thread_sensitive=False, executor=PASSWORD_CHECK_THREADS
     )
-    user = await check(request, username, password)
+    user = await check(username, password)
     if user is not None:
         login_attempts.succeeded(attempt)
     return user

@@ -1,5 +1,6 @@
-"""The chat's GraphQL schema, served over WebSocket by :class:`ChatConsumer` and over
-HTTP by Strawberry's Django view (:mod:`chat.views`)::
+"""The chat's GraphQL schema, served at ``/graphql/`` over WebSocket by
+:class:`ChatConsumer` and over HTTP (GraphQL over HTTP, Server-Sent Events, multipart)
+by :class:`ChatHttpConsumer`, with the settings of :class:`ChatServer`::
 
     type Query {
       history(chatroom: String!): [Message!]!
@@ -17,24 +18,20 @@ HTTP by Strawberry's Django view (:mod:`chat.views`)::
       onChatMessageChanged(actions: [ModelAction!], id: ID): OnChatMessageChanged!
     }
 
-The resolvers are async and use Django's async ORM API. Over the WebSocket the library
-would also run a sync resolver correctly (in its thread pool), but Strawberry's
-``AsyncGraphQLView`` calls sync resolvers on the event loop, where Django refuses to
-query, and this schema serves both.
+The resolvers are async and use Django's async ORM API (the library would run sync
+resolvers in its thread pool as well).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any, Final, Self, cast
+from typing import Any, Final, Self, cast
 
 import strawberry
 from channels.auth import login as channels_login
 from channels.auth import logout as channels_logout
 from channels.db import database_sync_to_async
-from django.contrib.auth import alogin, alogout
-from django.contrib.auth.models import AnonymousUser
 from graphql import GraphQLError
 
 import channels_graphql_typed as cgt
@@ -44,15 +41,11 @@ from .login_attempts import TooManyLoginAttempts
 from .models import ChatMessage
 from .subscriptions import OnChatMessageChanged
 
-if TYPE_CHECKING:
-    from django.http import HttpRequest
-
 logger = logging.getLogger(__name__)
 
 NO_CHANNEL: Final = ""
-"""The sender channel of messages that were not sent over a WebSocket (over HTTP, by the
-management command): no connection has this channel name, so every subscriber of the
-chatroom is notified."""
+"""The sender channel of messages sent by the management command: no connection has
+this channel name, so every subscriber of the chatroom is notified."""
 
 HISTORY_LENGTH: Final = 100
 """How many of a chatroom's last messages ``history`` returns."""
@@ -62,24 +55,19 @@ MAX_TEXT_LENGTH: Final = 2000
 
 
 class ChatContext(cgt.Context):
-    """``info.context`` on both transports.
-
-    Over the WebSocket it is the connection's context: ``scope`` is the Channels scope,
-    with the ``user`` and ``session`` of Channels' auth middleware. Over HTTP it is made
-    per request by :class:`chat.views.ChatGraphQLView`: ``request`` is the Django
-    request, ``scope`` holds its user and session, and ``channel_name`` is
-    :data:`NO_CHANNEL`.
-    """
-
-    request: HttpRequest | None = None
+    """``info.context`` on every transport: the WebSocket connection's, or the HTTP
+    request's (an HTTP request is a connection of its own, with a channel name that no
+    other request has). ``scope`` is the Channels scope, with the ``user`` and
+    ``session`` of Channels' auth middleware on both."""
 
     @property
     def login_client(self) -> str:
         """Whom failed logins count against, besides the username: the WebSocket
         connection, or over HTTP the client's address."""
-        if self.request is None:
-            return f"connection:{self.channel_name}"
-        return f"address:{self.request.META.get('REMOTE_ADDR', '')}"
+        if self.scope.get("type") == "http":
+            host, _port = self.scope.get("client") or ("", 0)
+            return f"address:{host}"
+        return f"connection:{self.channel_name}"
 
 
 ChatInfo = strawberry.Info[ChatContext, None]
@@ -252,38 +240,28 @@ class Mutation:
         # The password is checked off the event loop, and not at all after too many
         # failures for the username or the client (see chat.authentication).
         try:
-            user = await authenticate_limited(
-                context.request, username, password, client=context.login_client
-            )
+            user = await authenticate_limited(username, password, client=context.login_client)
         except TooManyLoginAttempts as exc:
             # A GraphQL error rather than a resolver's exception: expected, so not
             # logged with a traceback each time.
             raise GraphQLError(str(exc), extensions={"retryAfter": exc.retry_after}) from None
         if user is None:
             return LoginResult(ok=False)
-        if context.request is not None:
-            await alogin(context.request, user)
-            # The next fields of this request see the user, as they do on a WebSocket.
-            context.scope = {**context.scope, "user": user}
-        else:
-            # Channels' login updates scope["user"] and the connection's session, which
-            # the following operations of this connection see (until the session ends:
-            # ChatConsumer.on_operation).
-            await channels_login(cast("Any", context.scope), user)
-            await database_sync_to_async(context.scope["session"].save)()
+        # Channels' login updates scope["user"] and the session. Over HTTP, Channels'
+        # session middleware sends the session cookie with the response; a WebSocket's
+        # following operations see the user (until the session ends:
+        # ChatConsumer.on_operation).
+        await channels_login(cast("Any", context.scope), user)
+        await database_sync_to_async(context.scope["session"].save)()
         logger.info("%s logged in", user.get_username())
         return LoginResult(ok=True)
 
     @strawberry.mutation
     async def logout(self, info: ChatInfo) -> LogoutResult:
-        context = info.context
-        if context.request is not None:
-            await alogout(context.request)
-            context.scope = {**context.scope, "user": AnonymousUser()}
-        else:
-            # Channels' logout flushes the connection's session (every socket and page
-            # that shares it is logged out too) and makes scope["user"] anonymous.
-            await channels_logout(cast("Any", context.scope))
+        # Channels' logout flushes the session (every socket and page that shares it is
+        # logged out too; over HTTP the response deletes the cookie) and makes
+        # scope["user"] anonymous.
+        await channels_logout(cast("Any", info.context.scope))
         return LogoutResult(ok=True)
 
 
@@ -306,11 +284,25 @@ class Subscription:
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
 
 
-class ChatConsumer(cgt.GraphqlWsConsumer):
-    """The WebSocket endpoint ``/graphql/``."""
+class ChatServer(cgt.GraphqlServer):
+    """What both endpoints serve, and how."""
 
     schema = schema
     context_class = ChatContext
+    # A page that falls behind gets the newest 100 notifications once it catches up; the
+    # older ones are dropped (logged, and counted at /metrics).
+    notification_queue_limit = 100
+
+
+class ChatHttpConsumer(ChatServer, cgt.GraphqlHttpConsumer):
+    """The HTTP endpoint ``/graphql/``: GraphQL over HTTP (GraphiQL's queries and
+    mutations, ``curl``), Server-Sent Events and multipart subscriptions (the chat page
+    when it cannot open a WebSocket)."""
+
+
+class ChatConsumer(ChatServer, cgt.GraphqlWsConsumer):
+    """The WebSocket endpoint ``/graphql/``."""
+
     # No consumer-wide confirmation: standard clients would take its {"data": null} for a
     # message. A client that wants to know when its subscription is registered asks in
     # the operation's extensions (cgt.CONFIRM_SUBSCRIPTION_EXTENSION), as the chat page

@@ -63,6 +63,12 @@ if os.environ.get("REDIS_URL"):
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --8<-- [start:metrics-settings]
+# The library's metrics, served at /metrics (chat.urls) for Prometheus to scrape; needs
+# prometheus_client (pip install channels-graphql-typed[prometheus]).
+CHANNELS_GRAPHQL_TYPED_METRICS = True
+# --8<-- [end:metrics-settings]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 from django.urls import path
-from django.views.decorators.csrf import csrf_exempt
+
+from channels_graphql_typed.observability import metrics_view
 
 from . import views
-from .schema import schema
 
 urlpatterns = [
     path("", views.index, name="index"),
     path("graphiql/", views.graphiql, name="graphiql"),
-    # Same path as the WebSocket endpoint: HTTP requests come here, upgrades go to
-    # ChatConsumer (see chat.asgi). No IDE here: GraphiQL lives at /graphiql/.
-    path("graphql/", csrf_exempt(views.ChatGraphQLView.as_view(schema=schema, graphql_ide=None))),
     path("assets/<path:name>", views.asset, name="asset"),
+    # --8<-- [start:metrics-url]
+    # Prometheus scrapes the library's metrics here. In production, route it where only
+    # Prometheus reaches (another port, or a proxy that refuses it from outside).
+    path("metrics", metrics_view, name="metrics"),
+    # --8<-- [end:metrics-url]
 ]

@@ -1,4 +1,5 @@
-"""HTTP views: the chat page, GraphiQL, GraphQL over HTTP, and the front-end files.
+"""HTTP views: the chat page, GraphiQL and the front-end files (GraphQL over HTTP is
+:class:`chat.schema.ChatHttpConsumer`'s, routed in :mod:`chat.asgi`).
 
 Front-end files are served from a fixed list, not from a directory: the project's own
 files in ``frontend/`` and the few npm files (``node_modules/``, installed by
@@ -11,9 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from django.http import HttpResponse, HttpResponseNotFound
-from strawberry.django.views import AsyncGraphQLView
-
-from .schema import NO_CHANNEL, ChatContext
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -26,6 +24,7 @@ ASSETS: Final[dict[str, Path]] = {
     "chat.css": FRONTEND / "chat.css",
     "chat.js": FRONTEND / "chat.js",
     "graphql-transport-ws.js": FRONTEND / "graphql-transport-ws.js",
+    "graphql-sse.js": FRONTEND / "graphql-sse.js",
     "graphiql-page.js": FRONTEND / "graphiql-page.js",
     "vendor/react.production.min.js": NODE_MODULES / "react/umd/react.production.min.js",
     "vendor/react-dom.production.min.js": (
@@ -73,16 +72,3 @@ def asset(request: HttpRequest, name: str) -> HttpResponse:
     if path is None:
         return HttpResponseNotFound("Not found\n", content_type="text/plain; charset=utf-8")
     return _file_response(path)
-
-
-class ChatGraphQLView(AsyncGraphQLView[ChatContext, None]):
-    """The schema over HTTP, with the same context class as over the WebSocket."""
-
-    async def get_context(self, request: HttpRequest, response: HttpResponse) -> ChatContext:
-        user = await request.auser()
-        context = ChatContext(
-            scope={"type": "http", "user": user, "session": request.session},
-            channel_name=NO_CHANNEL,
-        )
-        context.request = request
-        return context

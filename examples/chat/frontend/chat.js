@@ -1,7 +1,10 @@
 // The chat page: pick a room, read its history, send, see new messages live, edit and
 // delete your own messages (everyone sees the changes live), log in and out.
-// Everything goes over one WebSocket to /graphql/ (graphql-transport-ws).
+// Everything goes over one WebSocket to /graphql/ (graphql-transport-ws); when the
+// first WebSocket cannot open, or with ?transport=sse in the URL, over HTTP to the same
+// /graphql/ instead (POSTs, and Server-Sent Events for the subscriptions).
 
+import { GraphqlSseClient } from "./graphql-sse.js";
 import { GraphqlTransportWsClient } from "./graphql-transport-ws.js";
 
 const HISTORY = `query History($chatroom: String!) {
@@ -35,9 +38,32 @@ const element = (id) => document.getElementById(id);
 const messages = element("messages");
 
 const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-const client = new GraphqlTransportWsClient(`${scheme}//${location.host}/graphql/`, {
-  onStatus: showStatus,
-});
+const askedForSse = new URLSearchParams(location.search).get("transport") === "sse";
+let client = null;
+let everConnected = false;
+
+function useTransport(kind) {
+  client?.close();
+  element("transport").textContent = kind === "sse" ? "HTTP and Server-Sent Events" : "WebSocket";
+  element("transport").dataset.transport = kind;
+  client = kind === "sse"
+    ? new GraphqlSseClient(`${location.origin}/graphql/`, { onStatus: showStatus })
+    : new GraphqlTransportWsClient(`${scheme}//${location.host}/graphql/`, {
+      onStatus: showStatusOrFallBack,
+    });
+  subscribeToChanges();
+  joinRoom(room ?? (decodeURIComponent(location.hash.slice(1)) || "lobby"));
+}
+
+// A WebSocket that closes before it ever connected (a proxy that refuses upgrades, a
+// network that blocks them): the page goes on over HTTP.
+function showStatusOrFallBack(status, retryIn) {
+  if (status === "disconnected" && !everConnected) {
+    useTransport("sse");
+    return;
+  }
+  showStatus(status, retryIn);
+}
 
 let username = null; // null: anonymous
 let room = null;
@@ -52,6 +78,7 @@ function showStatus(status, retryIn) {
   }[status];
   element("status").textContent = label;
   element("status").dataset.status = status;
+  if (status === "connected") everConnected = true;
   // A new connection starts anonymous: a login over the WebSocket lasts as long as it.
   if (status === "connected") refreshMe();
 }
@@ -89,6 +116,13 @@ function controlButton(label, onClick) {
 }
 
 function appendMessage(message, own = false) {
+  // Over HTTP the server notifies the sender too (each request is a connection of its
+  // own), maybe before the mutation's answer: a message is shown once.
+  const shown = messageItem(message.id);
+  if (shown) {
+    if (own) shown.classList.add("own");
+    return;
+  }
   const item = document.createElement("li");
   item.className = own ? "message own" : "message";
   item.dataset.id = message.id;
@@ -219,7 +253,7 @@ element("send-form").addEventListener("submit", async (event) => {
     const data = await client.request(SEND, { chatroom: room, text });
     if (!data.sendChatMessage.ok) throw new Error("The server refused the message");
     input.value = "";
-    // The server does not notify the sending connection: show the message here.
+    // The server does not notify the sending WebSocket: show the message here.
     const sent = { id: data.sendChatMessage.id, chatroom: room, text };
     appendMessage({ ...sent, sender: username ?? "Anonymous" }, true);
   } catch (error) {
@@ -253,14 +287,16 @@ element("logout").addEventListener("click", async () => {
   await refreshMe();
 });
 
-// Once for the page: the client subscribes again after a reconnection.
-client.subscribe(ON_CHANGE, {}, {
-  next(payload) {
-    if (payload.errors) showError(payload.errors[0]);
-    else messageChanged(payload.data.onChatMessageChanged);
-  },
-  error: showError,
-  complete() {},
-});
+// Once per client: the client subscribes again after a reconnection.
+function subscribeToChanges() {
+  client.subscribe(ON_CHANGE, {}, {
+    next(payload) {
+      if (payload.errors) showError(payload.errors[0]);
+      else messageChanged(payload.data.onChatMessageChanged);
+    },
+    error: showError,
+    complete() {},
+  });
+}
 
-joinRoom(decodeURIComponent(location.hash.slice(1)) || "lobby");
+useTransport(askedForSse ? "sse" : "ws");

@@ -24,6 +24,8 @@ export class GraphqlTransportWsClient {
     this.acknowledged = false;
     this.lastId = 0;
     this.retries = 0;
+    this.closing = false;
+    this.retryTimer = null;
     /** id -> {payload, sink, oneShot, sent} */
     this.operations = new Map();
     this.connect();
@@ -76,6 +78,7 @@ export class GraphqlTransportWsClient {
   closed(event) {
     this.socket = null;
     this.acknowledged = false;
+    if (this.closing) return;
     for (const [id, operation] of this.operations) {
       if (operation.oneShot && operation.sent) {
         this.operations.delete(id);
@@ -86,7 +89,16 @@ export class GraphqlTransportWsClient {
     }
     const delay = Math.min(10000, 500 * 2 ** this.retries++);
     this.onStatus("disconnected", delay);
-    setTimeout(() => this.connect(), delay);
+    if (this.closing) return; // closed by the status callback
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Close for good: no reconnection, every operation dropped. */
+  close() {
+    this.closing = true;
+    clearTimeout(this.retryTimer);
+    this.operations.clear();
+    this.socket?.close(1000);
   }
 
   start(id, operation) {
