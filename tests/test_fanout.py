@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from channels_graphql_typed._channel_layer import end_receive
+from channels_graphql_typed._channel_layer import end_receive, receive_ends_when_cancelled
 from channels_graphql_typed._fanout import FanOut
 from channels_graphql_typed._layer_messages import NotifyMessage, group_send, notify_message
 from channels_graphql_typed._notification_queue import NotificationQueue, Registration
@@ -161,6 +161,29 @@ async def test_a_connection_receive_waits_failures_out() -> None:
     assert await receiving == {"type": "hello"}
 
 
+async def test_a_connection_receive_on_the_in_memory_layer_runs_in_the_callers_task() -> None:
+    # No task of its own per waiting connection: the in-memory layer's receive ends when
+    # cancelled. One that is not known to (it overrides receive) gets one before 3.12.
+    layer = InMemoryChannelLayer()
+    assert receive_ends_when_cancelled(layer)
+    assert receive_ends_when_cancelled(SwallowingLayer()) == (sys.version_info >= (3, 12))
+    fanout = FanOut(layer, "memory")
+    channel = await layer.new_channel()
+    before = len(asyncio.all_tasks())
+    receiving = asyncio.ensure_future(fanout.health.receive(channel))
+    await asyncio.sleep(0)
+    assert len(asyncio.all_tasks()) == before + 1
+    await layer.send(channel, {"type": "hello"})
+    assert await receiving == {"type": "hello"}
+    receiving = asyncio.ensure_future(fanout.health.receive(channel))
+    await asyncio.sleep(0)
+    receiving.cancel()
+    await asyncio.wait({receiving})
+    assert receiving.cancelled()
+    await layer.send(channel, {"type": "later"})
+    assert await fanout.health.receive(channel) == {"type": "later"}
+
+
 @pytest.mark.skipif(
     sys.version_info >= (3, 12), reason="asyncio.wait_for no longer swallows cancellations"
 )
@@ -175,3 +198,52 @@ async def test_a_connection_receive_ends_when_cancelled_even_if_the_layer_swallo
         await asyncio.wait({receiving})
     assert receiving.cancelled()
     assert layer.swallowed == 1
+
+
+class SilentPubSubLayer(InMemoryChannelLayer):
+    """Looks like channels-redis' pub/sub layer to the fan-out; its group sends fail
+    first, then are lost (never delivered)."""
+
+    __module__ = "channels_redis.pubsub"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sends = 0
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        self.sends += 1
+        if self.sends == 1:
+            raise ConnectionError("Connection reset by peer")
+
+
+async def test_a_join_on_the_pubsub_layer_waits_for_its_confirmation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Delivered: the join returns once its own message came back (one is enough).
+    layer = InMemoryChannelLayer()
+    monkeypatch.setattr(type(layer), "__module__", "channels_redis.pubsub")
+    fanout = FanOut(layer, "pubsub")
+    registration = Registration(NotificationQueue(10, "Confirmed"))
+    await asyncio.wait_for(fanout.join(registration, {"g"}), 5)
+    assert "g" in fanout.members
+    await fanout.leave(registration)
+
+
+async def test_an_unconfirmed_join_goes_on_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from channels_graphql_typed import _fanout
+
+    monkeypatch.setattr(_fanout, "JOIN_CONFIRM_TIMEOUT", 0.3)
+    layer = SilentPubSubLayer()
+    fanout = FanOut(layer, "silent")
+    registration = Registration(NotificationQueue(10, "Unconfirmed"))
+    with caplog.at_level(logging.WARNING, "channels_graphql_typed"):
+        await asyncio.wait_for(fanout.join(registration, {"g"}), 5)
+    # The failed send was tried again, and the join went on once the wait was over.
+    assert layer.sends >= 2
+    assert "g" in fanout.members
+    assert [r.getMessage() for r in caplog.records] == [
+        "The join of group g was not confirmed within 0.3 s; going on without"
+    ]
+    await fanout.leave(registration)

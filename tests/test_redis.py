@@ -122,3 +122,37 @@ async def test_memberships_are_refreshed_before_they_expire(settings: Any) -> No
         await session.close()
     finally:
         channel_layers.backends.clear()
+
+
+async def test_a_group_is_joined_for_good_before_a_subscription_is_confirmed(
+    redis_layer: str,
+) -> None:
+    # On the pub/sub layer, group_add returns before Redis has the SUBSCRIBE: the first
+    # join of a group in a process waits until a message sent to the group comes back.
+    # The next subscriber of the group, in the same process, finds it joined.
+    layer = channel_layers["default"]
+    sent: list[str] = []
+    group_send = layer.group_send
+
+    async def recording(group: str, message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+        await group_send(group, message)
+
+    layer.group_send = recording  # type: ignore[method-assign]
+    first = await WsSession.open(app, GRAPHQL_TRANSPORT_WS)
+    await first.start("s", CHAT)
+    assert await first.result("s") == {"data": None}
+    pubsub = redis_layer.endswith("RedisPubSubChannelLayer")
+    # The subscription's own group and its class's group: one round trip each.
+    assert (sent.count("cgt.joined") >= 2) is pubsub
+    assert (sent.count("cgt.joined") == 0) is not pubsub
+    sent.clear()
+    second = await WsSession.open(app, GRAPHQL_TRANSPORT_WS)
+    await second.start("s", CHAT)
+    assert await second.result("s") == {"data": None}
+    assert "cgt.joined" not in sent
+    # Confirmed, then at once broadcast from another connection: never missed.
+    await OnNewChatMessage.broadcast(payload=event("right away"), group="redis")
+    for session in (first, second):
+        assert await session.result("s") == {"data": {"onNewChatMessage": {"text": "right away"}}}
+        await session.close()
