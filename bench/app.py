@@ -9,6 +9,17 @@ Modes:
   ceiling for any Channels-based server);
 * ``strawberry``: Strawberry's own ``GraphQLWSConsumer`` (query round trips only).
 
+HTTP ``POST /graphql/`` is GraphQL over HTTP: this library's ``GraphqlHttpConsumer`` in
+mode ``cgt`` (with ``Accept: text/event-stream``, the SSE fan-out's subscriptions),
+Strawberry's ``AsyncGraphQLView`` (through Django's ASGI handler, no middleware) in mode
+``strawberry``.
+
+With ``BENCH_OBSERVE`` set, the ``cgt`` server records the library's Prometheus metrics
+(``metrics``), and OpenTelemetry spans too: every span (``all``) or 1% of the traces
+(``sampled``, OpenTelemetry's ``ParentBased(TraceIdRatioBased(0.01))``). Spans go through
+the SDK's batch processor into an exporter that discards them: what the server pays is
+the spans' making, not their transport.
+
 Every mode speaks enough graphql-transport-ws / graphql-ws for the load client: init,
 ack, one subscription confirmed by a first ``{"data": null}`` result, then one frame per
 broadcast carrying ``seq`` and the broadcast timestamp ``ts``.
@@ -91,9 +102,52 @@ EXTENSIONS: list[Any] = (
 schema = strawberry.Schema(query=Query, subscription=Subscription, extensions=EXTENSIONS)
 
 
+class DiscardingExporter:
+    """An OpenTelemetry span exporter that drops what it gets."""
+
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def observe(what: str) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from channels_graphql_typed import observability
+
+    observability.enable_metrics()
+    if what == "metrics":
+        return
+    sampler = ParentBased(TraceIdRatioBased(0.01)) if what == "sampled" else None
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))  # type: ignore[arg-type]
+    observability.enable_tracing(provider)
+
+
+if os.environ.get("BENCH_OBSERVE"):
+    observe(os.environ["BENCH_OBSERVE"])
+
+
 class BenchConsumer(cgt.GraphqlWsConsumer):
     schema = schema
     confirm_subscriptions = True
+    notification_queue_limit = 100_000
+
+
+class BenchHttpConsumer(cgt.GraphqlHttpConsumer):
+    """GraphQL over HTTP, and the SSE fan-out's subscriptions: the WebSocket consumer's
+    settings (the response's start is the subscription's confirmation)."""
+
+    schema = schema
     notification_queue_limit = 100_000
 
 
@@ -188,6 +242,9 @@ async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
             else:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["path"] == "/graphql/":
+        await _http_graphql(scope, receive, send)
+        return
     query = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode()))
     if scope["path"] == "/fire":
         await fire(
@@ -214,7 +271,16 @@ def websocket_application() -> Any:
     return raw_asgi_websocket
 
 
+def http_graphql_application() -> Any:
+    if MODE == "strawberry":
+        from django.core.asgi import get_asgi_application
+
+        return get_asgi_application()
+    return BenchHttpConsumer.as_asgi()
+
+
 _websocket = websocket_application()
+_http_graphql = http_graphql_application()
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -103,7 +103,40 @@ async def read(socket: aiohttp.ClientWebSocketResponse, subscribers: list[Subscr
         subscribers[int(data["id"])].record(event["seq"], event["ts"], now)
 
 
+SSE_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
+EVENT_END = b"\n\n"
+NEXT_EVENT = b"event: next\ndata: "
+
+
+async def open_sse_subscriber(
+    session: aiohttp.ClientSession, url: str, query: str, expected: int
+) -> tuple[aiohttp.ClientResponse, list[Subscriber]]:
+    """A subscription over Server-Sent Events (distinct connections mode): one POST whose
+    response is the event stream. The server starts the response once the subscription
+    is in its groups, so the response's headers are its confirmation."""
+    response = await session.post(url, json={"query": query}, headers=SSE_HEADERS)
+    assert response.status == 200, response.status
+    assert response.content_type == "text/event-stream", response.content_type
+    return response, [Subscriber(expected)]
+
+
+async def read_sse(response: aiohttp.ClientResponse, subscribers: list[Subscriber]) -> None:
+    buffer = b""
+    subscriber = subscribers[0]
+    while chunk := await response.content.readany():
+        now = time.time()
+        buffer += chunk
+        *events, buffer = buffer.split(EVENT_END)
+        for event in events:
+            # Heartbeats are comments (":"); the end of the stream is "complete".
+            if event.startswith(NEXT_EVENT):
+                data = orjson.loads(event[len(NEXT_EVENT) :])["data"]["onBench"]
+                subscriber.record(data["seq"], data["ts"], now)
+
+
 async def fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
+    if scenario.get("transport") == "sse":
+        return await sse_fan_out(scenario)
     url = f"http://127.0.0.1:{scenario['port']}"
     subprotocol = scenario.get("subprotocol", TRANSPORT_WS)
     count: int = scenario["count"]
@@ -134,39 +167,83 @@ async def fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
             result: dict[str, Any] = {"subscribers": len(subscribers)}
         else:
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-            fired_at = time.time()
-            query_string = f"count={count}&groups={groups}"
-            if scenario.get("rate"):
-                query_string += f"&rate={scenario['rate']}"
-            async with session.get(f"{url}/fire?{query_string}") as response:
-                assert response.status == 200
-            burst = time.time() - fired_at
-            waiting = [s.done.wait() for s in subscribers if s.expected]
-            timeout = scenario.get("timeout", 60)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*waiting), timeout)
-            await asyncio.sleep(scenario.get("settle", 0.3))  # duplicates would show here
-            last = max((s.last_receive for s in subscribers), default=fired_at)
-            received = sum(s.received for s in subscribers)
-            latencies = [value for s in subscribers for value in s.latencies]
-            expected_total = sum(s.expected for s in subscribers)
-            result = {
-                "delivered": received,
-                "expected": expected_total,
-                "lost": sum(s.lost for s in subscribers),
-                "duplicates": sum(s.duplicates for s in subscribers),
-                "reordered": sum(s.reordered for s in subscribers),
-                "seconds": max(last - fired_at, 1e-9),
-                "burst_seconds": burst,
-                "p50": statistics.median(latencies) if latencies else 0.0,
-                "p99": percentile(latencies, 0.99),
-            }
-            result["per_second"] = received / result["seconds"]
+            result = await fire_and_count(session, url, scenario, subscribers)
         for reader in readers:
             reader.cancel()
         await asyncio.gather(*(socket.close() for socket, _ in sockets), return_exceptions=True)
         await asyncio.gather(*readers, return_exceptions=True)
+    return result
+
+
+async def sse_fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
+    """The fan-out over Server-Sent Events: one event stream (one HTTP connection) per
+    subscriber."""
+    url = f"http://127.0.0.1:{scenario['port']}"
+    groups: int = scenario.get("groups", 1)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        streams: list[tuple[aiohttp.ClientResponse, list[Subscriber]]] = []
+        for start in range(0, scenario["subscribers"], BATCH):
+            batch = [
+                open_sse_subscriber(
+                    session,
+                    url + "/graphql/",
+                    f'subscription {{ onBench(group: "g{index % groups}") {{ seq ts }} }}',
+                    scenario["count"],
+                )
+                for index in range(start, min(start + BATCH, scenario["subscribers"]))
+            ]
+            streams.extend(await asyncio.gather(*batch))
+        readers = [asyncio.create_task(read_sse(response, subs)) for response, subs in streams]
+        subscribers = [subscriber for _, subs in streams for subscriber in subs]
+        print("READY", flush=True)
+        result = await fire_and_count(session, url, scenario, subscribers)
+        for reader in readers:
+            reader.cancel()
+        for response, _ in streams:
+            response.close()
+        await asyncio.gather(*readers, return_exceptions=True)
+    return result
+
+
+async def fire_and_count(
+    session: aiohttp.ClientSession,
+    url: str,
+    scenario: dict[str, Any],
+    subscribers: list[Subscriber],
+) -> dict[str, Any]:
+    """Wait for FIRE, have the server broadcast, and count what every subscriber got."""
+    count: int = scenario["count"]
+    groups: int = scenario.get("groups", 1)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    fired_at = time.time()
+    query_string = f"count={count}&groups={groups}"
+    if scenario.get("rate"):
+        query_string += f"&rate={scenario['rate']}"
+    async with session.get(f"{url}/fire?{query_string}") as response:
+        assert response.status == 200
+    burst = time.time() - fired_at
+    waiting = [s.done.wait() for s in subscribers if s.expected]
+    timeout = scenario.get("timeout", 60)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*waiting), timeout)
+    await asyncio.sleep(scenario.get("settle", 0.3))  # duplicates would show here
+    last = max((s.last_receive for s in subscribers), default=fired_at)
+    received = sum(s.received for s in subscribers)
+    latencies = [value for s in subscribers for value in s.latencies]
+    expected_total = sum(s.expected for s in subscribers)
+    result = {
+        "delivered": received,
+        "expected": expected_total,
+        "lost": sum(s.lost for s in subscribers),
+        "duplicates": sum(s.duplicates for s in subscribers),
+        "reordered": sum(s.reordered for s in subscribers),
+        "seconds": max(last - fired_at, 1e-9),
+        "burst_seconds": burst,
+        "p50": statistics.median(latencies) if latencies else 0.0,
+        "p99": percentile(latencies, 0.99),
+    }
+    result["per_second"] = received / result["seconds"]
     return result
 
 
@@ -292,9 +369,48 @@ async def round_trips(scenario: dict[str, Any]) -> dict[str, Any]:
     return {"operations": sum(counts), "seconds": elapsed, "per_second": sum(counts) / elapsed}
 
 
+async def http_round_trips(scenario: dict[str, Any]) -> dict[str, Any]:
+    """Sequential GraphQL-over-HTTP query round trips (POST) on each of ``connections``
+    kept-alive connections for ``duration`` s."""
+    url = f"http://127.0.0.1:{scenario['port']}/graphql/"
+    duration: float = scenario.get("duration", 3.0)
+    body = json.dumps({"query": '{ echo(text: "hello") }'}).encode()
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    connections: int = scenario["connections"]
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def post() -> None:
+            async with http.post(url, data=body, headers=headers) as response:
+                assert response.status == 200, response.status
+                answer = orjson.loads(await response.read())
+                assert answer == {"data": {"echo": "hello"}}, answer
+
+        for _ in range(connections):  # open the connections (and warm the server) first
+            await post()
+        print("READY", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        deadline = time.monotonic() + duration
+        counts = [0] * connections
+
+        async def loop(index: int) -> None:
+            while time.monotonic() < deadline:
+                await post()
+                counts[index] += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(loop(index) for index in range(connections)))
+        elapsed = time.monotonic() - started
+    return {"operations": sum(counts), "seconds": elapsed, "per_second": sum(counts) / elapsed}
+
+
 async def main() -> None:
     scenario = json.loads(sys.argv[1])
-    run = {"round_trip": round_trips, "churn": churn}.get(scenario["kind"], fan_out)
+    run = {
+        "round_trip": round_trips,
+        "http_round_trip": http_round_trips,
+        "churn": churn,
+    }.get(scenario["kind"], fan_out)
     result = await run(scenario)
     print(json.dumps(result), flush=True)
 

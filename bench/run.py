@@ -25,17 +25,31 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+OBSERVED = "observed"
+"""The mode of ``cgt`` with Prometheus metrics and every OpenTelemetry span recorded."""
+OBSERVING: dict[str, str] = {OBSERVED: "all", "metrics": "metrics", "sampled": "sampled"}
+"""The modes of ``cgt`` observed, and what their server observes (``BENCH_OBSERVE``):
+metrics and every span, metrics only, metrics and 1% of the traces."""
+SSE = "sse"
+"""The mode of ``cgt`` whose load client subscribes over Server-Sent Events (distinct
+connections mode, one POST per subscriber) instead of WebSocket."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Measurement:
     name: str
-    kind: str  # fan_out, idle, round_trip
+    kind: str  # fan_out, idle, round_trip, http_round_trip
     mode: str
     layer: str
     params: dict[str, Any]
     extensions: bool = False
     """Serve the schema with Strawberry's MaskErrors and QueryDepthLimiter extensions."""
+
+    @property
+    def server_mode(self) -> str:
+        """The server's BENCH_MODE: ``observed`` is ``cgt`` with metrics and tracing,
+        ``sse`` is ``cgt`` subscribed to over Server-Sent Events."""
+        return "cgt" if self.mode in OBSERVING or self.mode == SSE else self.mode
 
 
 def free_port() -> int:
@@ -58,10 +72,13 @@ def rss_bytes(pid: int) -> int:
 
 
 def start_server(
-    mode: str, layer: str, port: int, *, extensions: bool = False
+    mode: str, layer: str, port: int, *, extensions: bool = False, observe: str = ""
 ) -> subprocess.Popen[bytes]:
     environment = dict(os.environ, BENCH_MODE=mode, BENCH_LAYER=layer, PYTHONPATH=str(ROOT))
     environment["BENCH_EXTENSIONS"] = "1" if extensions else ""
+    # The benchmark's own settings, also when the caller has others (the test suite).
+    environment["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    environment["BENCH_OBSERVE"] = observe
     environment["BENCH_REDIS_PREFIX"] = f"cgt-bench-{port}"
     process = subprocess.Popen(
         [
@@ -110,9 +127,15 @@ def stop(process: subprocess.Popen[Any]) -> None:
 def measure_once(measurement: Measurement) -> dict[str, Any]:
     port = free_port()
     server = start_server(
-        measurement.mode, measurement.layer, port, extensions=measurement.extensions
+        measurement.server_mode,
+        measurement.layer,
+        port,
+        extensions=measurement.extensions,
+        observe=OBSERVING.get(measurement.mode, ""),
     )
     scenario = dict(measurement.params, kind=measurement.kind, port=port)
+    if measurement.mode == SSE:
+        scenario["transport"] = SSE
     client = subprocess.Popen(
         [sys.executable, "-m", "bench.client", json.dumps(scenario)],
         cwd=ROOT,
@@ -167,6 +190,11 @@ def suite(quick: bool) -> list[Measurement]:
     measurements: list[Measurement] = []
     measurements += fan_out("fan-out N=100", "memory", ["raw", "asgi", "cgt"], **n100)
     measurements += fan_out("fan-out N=1000", "memory", ["raw", "asgi", "cgt"], **n1000)
+    measurements += fan_out(
+        "observed fan-out N=1000", "memory", ["cgt", OBSERVED, "metrics", "sampled"], **n1000
+    )
+    # The same server and subscription, over Server-Sent Events against WebSocket.
+    measurements += fan_out("SSE fan-out N=1000", "memory", ["cgt", SSE], **n1000)
     # The raw baseline needs minutes just to join 5000 sockets to a group (the in-memory
     # layer scans every member on each operation): the target for N=5000 is absolute.
     measurements += fan_out("fan-out N=5000 at 1/s", "memory", ["cgt"], **n5000)
@@ -224,6 +252,17 @@ def suite(quick: bool) -> list[Measurement]:
             )
             for mode in ("strawberry", "cgt")
         ]
+    for connections in (1, 10):
+        measurements += [
+            Measurement(
+                f"HTTP query round trip, {connections} conn.",
+                "http_round_trip",
+                mode,
+                "memory",
+                {"connections": connections, "duration": 2.0 if quick else 3.0},
+            )
+            for mode in ("strawberry", "cgt")
+        ]
     # The same with extensions on the schema (both servers run them).
     measurements += [
         Measurement(
@@ -256,15 +295,20 @@ def main() -> None:
     measurements = [
         m for m in suite(arguments.quick) if not arguments.only or arguments.only in m.name
     ]
-    for measurement in measurements:
-        runs = []
-        for _ in range(repeat):
+    # Round after round of every measurement, rather than every repetition of one, then
+    # the next: a machine whose load drifts weighs on every mode alike.
+    for round_number in range(1, repeat + 1):
+        for measurement in measurements:
+            runs = results.setdefault((measurement.name, measurement.mode), [])
             try:
                 runs.append(measure_once(measurement))
             except Exception as exc:
                 print(f"! {measurement.name} [{measurement.mode}]: {exc}", file=sys.stderr)
-        results[(measurement.name, measurement.mode)] = runs
-        print(f"measured {measurement.name} [{measurement.mode}]", file=sys.stderr, flush=True)
+            print(
+                f"measured {measurement.name} [{measurement.mode}] ({round_number}/{repeat})",
+                file=sys.stderr,
+                flush=True,
+            )
     report(measurements, results)
 
 
@@ -288,10 +332,19 @@ def report(
             medians[(measurement.name, measurement.mode)] = statistics.median(growth)
             raw = medians.get((measurement.name, "raw"))
             ratio = f"{statistics.median(growth) / raw:6.2f}" if raw else "      "
+            extra = ""
+            per_socket = int(measurement.params.get("per_socket", 1))
+            single = medians.get(("idle memory, 1 per socket", measurement.mode))
+            if per_socket > 1 and single:
+                # What each subscription beyond the first costs on an open socket: a
+                # socket of N subscriptions, less a socket of one, over N - 1.
+                socket_bytes = statistics.median(growth) * per_socket / 1000
+                each = (socket_bytes - single / 1000) / (per_socket - 1)
+                extra = f"; {each / 1024:.1f} KB per extra subscription on a socket"
             print(
                 f"{measurement.name:34} {measurement.mode:10} "
                 f"{statistics.median(growth) / 1e6:8.2f}MB {min(growth) / 1e6:8.2f}M "
-                f"{max(growth) / 1e6:8.2f}M {ratio}  (RSS growth per 1000 subscriptions)"
+                f"{max(growth) / 1e6:8.2f}M {ratio}  (RSS growth per 1000 subscriptions{extra})"
             )
             continue
         if measurement.kind == "churn":
@@ -310,8 +363,11 @@ def report(
         raw = medians.get((measurement.name, "raw"))
         asgi = medians.get((measurement.name, "asgi"))
         x_raw = f"{median / raw:6.2f}" if raw else "      "
+        unobserved = medians.get((measurement.name, "cgt"))
+        if (measurement.mode in OBSERVING or measurement.mode == SSE) and unobserved:
+            x_raw = f"{median / unobserved:6.2f}"  # x cgt: unobserved, over WebSocket
         x_asgi = f"{median / asgi:6.2f}" if asgi else "      "
-        if measurement.kind == "round_trip":
+        if measurement.kind in ("round_trip", "http_round_trip"):
             peer = medians.get((measurement.name, "strawberry"))
             x_raw = f"{median / peer:6.2f}" if peer and measurement.mode != "strawberry" else x_raw
             print(
@@ -370,6 +426,19 @@ def targets(
             worst_p99 if losses == 0 else float("inf"),
             maximum=2,
         )
+    # Tracing as deployed: the metrics and a ratio sampler (1% of the traces). Every
+    # span recorded is reported beside it (a span per subscriber and event costs more
+    # than the fan-out itself), not held to the target.
+    verdict(
+        "fan-out N=1000 with metrics and 1% of traces, x without >= 0.9",
+        ratio("observed fan-out N=1000", "sampled", "cgt"),
+        0.9,
+    )
+    verdict(
+        "fan-out N=1000 over SSE, x the same over WebSocket >= 0.7",
+        ratio("SSE fan-out N=1000", SSE, "cgt"),
+        0.7,
+    )
     verdict("10 groups N=1000, x raw >= 3", ratio("10 groups N=1000", "cgt", "raw"), 3)
     verdict(
         "idle memory per subscription, x raw <= 1.25",
@@ -379,6 +448,11 @@ def targets(
     verdict(
         "query round trip 1 socket, x strawberry >= 1.5",
         ratio("query round trip, 1 socket(s)", "cgt", "strawberry"),
+        1.5,
+    )
+    verdict(
+        "HTTP query round trip 1 connection, x strawberry's AsyncGraphQLView >= 1.5",
+        ratio("HTTP query round trip, 1 conn.", "cgt", "strawberry"),
         1.5,
     )
     verdict(

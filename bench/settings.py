@@ -10,8 +10,7 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 INSTALLED_APPS = ["channels"]
 DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
-ROOT_URLCONF = "bench.settings"
-urlpatterns: list[object] = []
+ROOT_URLCONF = "bench.urls"
 
 _LAYER = os.environ.get("BENCH_LAYER", "memory")
 _REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

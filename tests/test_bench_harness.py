@@ -12,7 +12,7 @@ from bench.run import Measurement, measure_once
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["cgt", "raw", "asgi"])
+@pytest.mark.parametrize("mode", ["cgt", "raw", "asgi", "sse"])
 def test_fan_out_measurement_delivers_everything(mode: str) -> None:
     result = measure_once(
         Measurement("smoke", "fan_out", mode, "memory", {"subscribers": 20, "count": 5})
@@ -26,5 +26,14 @@ def test_fan_out_measurement_delivers_everything(mode: str) -> None:
 def test_round_trip_measurement_runs() -> None:
     result = measure_once(
         Measurement("smoke", "round_trip", "cgt", "memory", {"sockets": 2, "duration": 0.3})
+    )
+    assert result["operations"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["cgt", "strawberry"])
+def test_http_round_trip_measurement_runs(mode: str) -> None:
+    result = measure_once(
+        Measurement("smoke", "http_round_trip", mode, "memory", {"connections": 2, "duration": 0.3})
     )
     assert result["operations"] > 0
