@@ -20,6 +20,9 @@ from tests.subscriptions import schema as subscription_schema
 if TYPE_CHECKING:
     from channels_graphql_typed._protocol.messages import OperationPayload
 
+HEARTBEAT_INTERVAL = 0.2
+"""Seconds between SchemaHttpConsumer's multipart heartbeats."""
+
 
 class SchemaConsumer(GraphqlWsConsumer):
     """The test schema with default settings."""
@@ -79,9 +82,11 @@ websocket_routes = [SchemaConsumer.as_route("graphql/"), HookConsumer.as_route("
 
 
 class SchemaHttpConsumer(GraphqlHttpConsumer):
-    """The subscription test schema over HTTP and SSE, with default settings."""
+    """The subscription test schema over HTTP and SSE, with default settings but for
+    multipart heartbeats, frequent enough that the clients' subscriptions get some."""
 
     schema = subscription_schema
+    multipart_heartbeat_interval = HEARTBEAT_INTERVAL
 
 
 def application() -> ProtocolTypeRouter:

@@ -124,11 +124,13 @@ async def test_long_documents_are_validated_off_the_event_loop(subprotocol: str)
         validation_rules = (RecordThread,)
 
     session = await WsSession.open(Recording.as_asgi(), subprotocol)
+    # Texts of this run only: the executor, and its document cache, are shared by every
+    # class with the same settings (the other subprotocol's run included).
     RecordThread.threads.clear()
-    await session.query("short", "{ hello }")
+    await session.query("short", f'{{ hello(name: "{subprotocol}") }}')
     assert RecordThread.threads == {threading.current_thread().name}
     RecordThread.threads.clear()
-    long = aliases(90, 'hello(name: "' + "x" * 40 + '")')
+    long = aliases(90, 'hello(name: "' + subprotocol + "x" * 40 + '")')
     assert len(long) > 4096
     await session.query("long", long)
     (thread,) = RecordThread.threads

@@ -14,6 +14,8 @@ def test_public_names() -> None:
     assert sorted(cgt.__all__) == sorted(
         [
             "CONFIRM_SUBSCRIPTION_EXTENSION",
+            "EVENTS_MISSED",
+            "EVENT_ID_EXTENSION",
             "GRAPHQL_TRANSPORT_WS",
             "GRAPHQL_WS",
             "SKIP",
@@ -44,8 +46,11 @@ def test_public_names() -> None:
             "OperationPayload",
             "OperationRejected",
             "PayloadSerializationError",
+            "RESUME_AFTER_EXTENSION",
+            "Replay",
             "Skip",
             "Subscription",
+            "drain_on_shutdown",
             "register_payload_type",
         ]
     )
@@ -72,8 +77,9 @@ def test_exported_members() -> None:
 
 
 def test_implementation_modules_are_private() -> None:
-    """Besides the package itself, users import only its Django app configuration and the
-    testing helpers (an extra); every other module is an implementation detail."""
+    """Besides the package itself, users import only its Django app configuration, the
+    testing helpers (an extra) and the switches of metrics and traces; every other module
+    is an implementation detail."""
     package = pathlib.Path(cgt.__file__).parent
     public = {
         module.stem if module.is_file() else module.name
@@ -81,7 +87,18 @@ def test_implementation_modules_are_private() -> None:
         if not module.name.startswith(("_", "."))
         and (module.suffix == ".py" or (module / "__init__.py").exists())
     }
-    assert public == {"apps", "testing"}
+    assert public == {"apps", "observability", "testing"}
+
+
+def test_observability_names() -> None:
+    from channels_graphql_typed import observability
+
+    assert sorted(observability.__all__) == [
+        "disable",
+        "enable_metrics",
+        "enable_tracing",
+        "metrics_view",
+    ]
 
 
 def test_exception_tree() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS
+from channels_graphql_typed import GRAPHQL_TRANSPORT_WS, GRAPHQL_WS, GraphqlHttpConsumer
 from tests.helpers import WsSession
 from tests.subscriptions import (
     ROOT_RESOLUTIONS,
@@ -47,7 +47,7 @@ async def test_different_variables_are_executed_separately() -> None:
     second = await subscribed(MEASUREMENT, {"s": ["t", "u"]}, GRAPHQL_TRANSPORT_WS)
     third = await subscribed(MEASUREMENT.replace("sensor value", "value"), None, GRAPHQL_WS)
     ROOT_RESOLUTIONS.clear()
-    # A value no other test broadcasts: results are cached per consumer class.
+    # A value no other test broadcasts: results are cached per executor.
     await OnMeasurement.broadcast(payload=Measurement(sensor="t", value=1001))
     expected = {"data": {"onMeasurement": {"sensor": "t", "value": 1001}}}
     assert await first.result("s") == expected
@@ -211,7 +211,7 @@ async def test_a_declared_context_free_scalar_is_shared(subprotocol: str) -> Non
     )
 
     at = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.UTC)
-    # Values no other run broadcasts: results are cached per consumer class.
+    # Values no other run broadcasts: results are cached per executor.
     shift = 0.25 if subprotocol == GRAPHQL_WS else 0.0
     for consumer, executions, temperature in (
         (ZonedConsumer, 3, 21.5 + shift),
@@ -244,3 +244,42 @@ def test_context_free_scalars_must_name_scalars_of_the_schema() -> None:
         GraphqlExecutor(zoned_schema, context_free_scalars=["Celcius"])
     with pytest.raises(ValueError, match="no scalar named 'OnAppointment'"):
         GraphqlExecutor(zoned_schema, context_free_scalars=["OnAppointment"])
+
+
+class CountingHttpConsumer(GraphqlHttpConsumer):
+    """CountingConsumer's settings, over HTTP."""
+
+    schema = CountingConsumer.schema
+    confirm_subscriptions = True
+    middleware = CountingConsumer.middleware
+    share_results_under_middleware = True
+
+
+class DeeperCountingHttpConsumer(CountingHttpConsumer):
+    max_query_depth = 30
+
+
+def test_server_classes_with_the_same_settings_share_one_executor() -> None:
+    assert CountingHttpConsumer.executor() is CountingConsumer.executor()
+    # Another setting, another executor (its document cache and shared results apart).
+    assert DeeperCountingHttpConsumer.executor() is not CountingConsumer.executor()
+
+
+async def test_subscribers_of_every_transport_share_results() -> None:
+    from tests.http.test_consumer import Stream
+
+    websocket = await subscribed(MEASUREMENT, {"s": ["w"]}, GRAPHQL_TRANSPORT_WS)
+    stream = Stream(
+        CountingHttpConsumer.as_asgi(), {"query": MEASUREMENT, "variables": {"s": ["w"]}}
+    )
+    assert (await stream.open())["status"] == 200
+    assert await stream.event() == ("next", {"data": None})  # confirmed: in its groups
+    ROOT_RESOLUTIONS.clear()
+    await OnMeasurement.broadcast(payload=Measurement(sensor="w", value=4242), group="w")
+    expected = {"data": {"onMeasurement": {"sensor": "w", "value": 4242}}}
+    assert await websocket.result("s") == expected
+    assert await stream.event() == ("next", expected)
+    assert ROOT_RESOLUTIONS == ["onMeasurement"]
+    await stream.communicator.send_input({"type": "http.disconnect"})
+    await stream.communicator.wait(3)
+    await websocket.close()
