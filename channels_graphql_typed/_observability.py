@@ -57,6 +57,11 @@ class OperationObserver:
     def delivered(self) -> None:
         """One result of the subscription was sent."""
 
+    def observes_deliveries(self) -> bool:
+        """Whether ``delivered`` does anything for this subscription (asked once it is
+        subscribed): if not, :class:`Observers` does not call it for every result."""
+        return type(self).delivered is not OperationObserver.delivered
+
     def ended(self) -> None:
         """The operation is over (called once)."""
 
@@ -116,14 +121,21 @@ class Observer:
 
 
 class Observers(Observer):
-    """Several observers (metrics and traces) as one."""
+    """Several observers (metrics and traces) as one.
 
-    __slots__ = ("_observers",)
+    What is reported per notification goes only to the observers that override its
+    method: the others' would do nothing, at the cost of a call per subscriber.
+    """
+
+    __slots__ = ("_dropped", "_observers", "_results", "_skipped")
 
     enabled = True
 
     def __init__(self, observers: tuple[Observer, ...]) -> None:
         self._observers = observers
+        self._skipped = _overriding(observers, "notification_skipped")
+        self._dropped = _overriding(observers, "notification_dropped")
+        self._results = _overriding(observers, "subscription_result")
 
     def operation(self) -> OperationObserver:
         return _OperationObservers(tuple(each.operation() for each in self._observers))
@@ -145,11 +157,11 @@ class Observers(Observer):
             each.subscription_closed(subscription)
 
     def notification_skipped(self, subscription: str) -> None:
-        for each in self._observers:
+        for each in self._skipped:
             each.notification_skipped(subscription)
 
     def notification_dropped(self, subscription: str) -> None:
-        for each in self._observers:
+        for each in self._dropped:
             each.notification_dropped(subscription)
 
     def queue_high_water(self, subscription: str, depth: int) -> None:
@@ -157,7 +169,7 @@ class Observers(Observer):
             each.queue_high_water(subscription, depth)
 
     def subscription_result(self, *, shared: bool) -> None:
-        for each in self._observers:
+        for each in self._results:
             each.subscription_result(shared=shared)
 
     def layer_watched(self, alias: str) -> None:
@@ -177,11 +189,19 @@ class Observers(Observer):
             each.layer_malformed_message(alias)
 
 
+def _overriding(observers: tuple[Observer, ...], method: str) -> tuple[Observer, ...]:
+    """The observers whose ``method`` is not the base's, which does nothing."""
+    nothing = getattr(Observer, method)
+    return tuple(each for each in observers if getattr(type(each), method) is not nothing)
+
+
 class _OperationObservers(OperationObserver):
-    __slots__ = ("_observers",)
+    __slots__ = ("_delivering", "_observers")
 
     def __init__(self, observers: tuple[OperationObserver, ...]) -> None:
         self._observers = observers
+        self._delivering = observers
+        """The observers of each delivered result: once subscribed, those it concerns."""
 
     def prepared(self, operation_type: str, name: str | None, document: str) -> None:
         for each in self._observers:
@@ -194,10 +214,14 @@ class _OperationObservers(OperationObserver):
     def subscribed(self) -> None:
         for each in self._observers:
             each.subscribed()
+        self._delivering = tuple(each for each in self._observers if each.observes_deliveries())
 
     def delivered(self) -> None:
-        for each in self._observers:
+        for each in self._delivering:
             each.delivered()
+
+    def observes_deliveries(self) -> bool:
+        return bool(self._delivering)
 
     def ended(self) -> None:
         for each in self._observers:

@@ -94,6 +94,11 @@ class _TracedOperation(OperationObserver):
             self._subscribe = span.get_span_context()
             span.end()
 
+    def observes_deliveries(self) -> bool:
+        # Only a subscription whose subscribe span was sampled makes event spans.
+        subscribe = self._subscribe
+        return subscribe is not None and subscribe.trace_flags.sampled
+
     def delivered(self) -> None:
         subscribe = self._subscribe
         if subscribe is None or not subscribe.trace_flags.sampled:

@@ -11,6 +11,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -175,6 +176,69 @@ def test_enabling_twice_registers_once() -> None:
     observability.enable_metrics(registry)
     observability.enable_metrics(registry)
     assert _observability.observer.enabled
+
+
+def test_the_per_notification_series_read_as_prometheus_clients_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The delivered, skipped and dropped counters, the latency histogram and the shared
+    # results are plain numbers collected at the scrape: their exposition is what
+    # prometheus_client's Counter and Histogram of the same names give for the same
+    # observations, bucket bounds (inclusive) included.
+    from prometheus_client import Counter, Histogram
+
+    from channels_graphql_typed import _log, _prometheus
+
+    now = 1_000_000.0
+    monkeypatch.setattr(time, "time", lambda: now)
+    latencies = (0.0, 0.001, 0.0011, 0.003, 0.25, 0.7, 10.0, 11.0, -1.0)
+    ours = CollectorRegistry()
+    metrics = _prometheus.PrometheusMetrics(ours)
+    theirs = CollectorRegistry()
+    name = _prometheus.PREFIX
+    by_class = ("subscription",)
+    delivered = Counter(f"{name}_notifications_delivered", "d", by_class, registry=theirs)
+    skipped = Counter(f"{name}_notifications_skipped", "s", by_class, registry=theirs)
+    dropped = Counter(f"{name}_notifications_dropped", "d", by_class, registry=theirs)
+    latency = Histogram(
+        f"{name}_notification_latency_seconds",
+        "l",
+        by_class,
+        registry=theirs,
+        buckets=_prometheus.LATENCY_BUCKETS,
+    )
+    results = Counter(f"{name}_subscription_results", "r", ("source",), registry=theirs)
+    results.labels("executed")
+    results.labels("shared")
+    for subscription in ("OnA", "OnB"):
+        _log.subscription_class.set(subscription)
+        operation = metrics.operation()
+        operation.subscribed()
+        for seconds in latencies:
+            # A sender's clock ahead of this one's (-1.0) counts as no latency.
+            _observability.delivering.set((now - seconds, 0))
+            operation.delivered()
+            delivered.labels(subscription).inc()
+            latency.labels(subscription).observe(max(0.0, now - (now - seconds)))
+            metrics.subscription_result(shared=subscription == "OnB")
+            results.labels("shared" if subscription == "OnB" else "executed").inc()
+        _observability.delivering.set((None, 0))  # a broadcast without its time
+        operation.delivered()
+        delivered.labels(subscription).inc()
+        metrics.notification_skipped(subscription)
+        skipped.labels(subscription).inc()
+    metrics.notification_dropped("OnA")
+    dropped.labels("OnA").inc()
+    assert samples(ours) == samples(theirs)
+    assert (
+        samples(ours)[
+            (
+                f"{name}_notification_latency_seconds_bucket",
+                (("le", "0.25"), ("subscription", "OnA")),
+            )
+        ]
+        == 6
+    )  # 0.0, 0.001, 0.0011, 0.003, 0.25 and the negative one
 
 
 async def test_the_spans_of_the_exchange(subprotocol: str) -> None:
