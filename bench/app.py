@@ -2,7 +2,8 @@
 
 Modes:
 
-* ``cgt``: this library, a typed subscription ``onBench(group, skip)``;
+* ``cgt``: this library, a typed subscription ``onBench(group, skip)`` and its resumable
+  twin ``onBenchReplayed(group)`` (a replay history of 5,000 events);
 * ``raw``: a plain Channels ``AsyncWebsocketConsumer`` that joins the group and sends
   the pre-rendered frame of each group message (the "raw" baseline);
 * ``asgi``: no Channels at all: the sockets in a set, the same frame sent to each (the
@@ -26,7 +27,8 @@ broadcast carrying ``seq`` and the broadcast timestamp ``ts``.
 
 HTTP ``GET /fire?count=K&groups=G&rate=R`` broadcasts K events to each of G groups
 (``g0`` ... ``g{G-1}``) from inside the server, in a burst or at R per second, and
-answers when they are sent. ``GET /rss`` answers the server's resident memory in bytes.
+answers when they are sent (``&replayed=1``: events of ``onBenchReplayed``).
+``GET /rss`` answers the server's resident memory in bytes.
 """
 
 from __future__ import annotations
@@ -82,6 +84,23 @@ class OnBench(cgt.Subscription[BenchEvent]):
         return cls(seq=payload.seq, ts=payload.ts)
 
 
+class OnBenchReplayed(cgt.Subscription[BenchEvent]):
+    """OnBench, resumable: its broadcasts are kept in a replay history."""
+
+    replay = cgt.Replay(events=5000)
+
+    seq: int
+    ts: float
+
+    @classmethod
+    async def subscribe(cls, info: cgt.Info, group: str) -> list[str]:
+        return [group]
+
+    @classmethod
+    async def publish(cls, payload: BenchEvent, info: cgt.Info, group: str) -> Self:
+        return cls(seq=payload.seq, ts=payload.ts)
+
+
 @strawberry.type
 class Query:
     @strawberry.field
@@ -92,6 +111,7 @@ class Query:
 @strawberry.type
 class Subscription:
     on_bench = OnBench.field()
+    on_bench_replayed = OnBenchReplayed.field()
 
 
 EXTENSIONS: list[Any] = (
@@ -183,7 +203,7 @@ class RawConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["text"])
 
 
-async def fire(count: int, groups: int, rate: float | None) -> None:
+async def fire(count: int, groups: int, rate: float | None, *, replayed: bool = False) -> None:
     interval = 1 / rate if rate else 0.0
     layer = get_channel_layer()
     assert layer is not None
@@ -200,6 +220,8 @@ async def fire(count: int, groups: int, rate: float | None) -> None:
                 text = frame(seq, now)
                 for send in list(ASGI_SOCKETS.get(group, ())):
                     await send({"type": "websocket.send", "text": text})
+            elif replayed:
+                await OnBenchReplayed.broadcast(payload=BenchEvent(seq, now, group), group=group)
             else:
                 await OnBench.broadcast(payload=BenchEvent(seq, now, group), group=group)
 
@@ -251,6 +273,7 @@ async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
             int(query.get("count", "1")),
             int(query.get("groups", "1")),
             float(query["rate"]) if "rate" in query else None,
+            replayed=query.get("replayed") == "1",
         )
         body = b"fired"
     else:

@@ -99,7 +99,7 @@ async def read(socket: aiohttp.ClientWebSocketResponse, subscribers: list[Subscr
         data = orjson.loads(message.data)
         if data.get("type") not in ("next", "data"):
             continue
-        event = data["payload"]["data"]["onBench"]
+        (event,) = data["payload"]["data"].values()  # onBench or onBenchReplayed
         subscribers[int(data["id"])].record(event["seq"], event["ts"], now)
 
 
@@ -142,6 +142,7 @@ async def fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
     count: int = scenario["count"]
     groups: int = scenario.get("groups", 1)
     per_socket: int = scenario.get("per_socket", 1)
+    field_name = "onBenchReplayed" if scenario.get("replayed") else "onBench"
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         sockets: list[tuple[aiohttp.ClientWebSocketResponse, list[Subscriber]]] = []
@@ -150,7 +151,7 @@ async def fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
             for index in range(start, min(start + BATCH, scenario["subscribers"])):
                 skip = scenario.get("skip_half", False) and index % 2 == 1
                 query = (
-                    f'subscription {{ onBench(group: "g{index % groups}"'
+                    f'subscription {{ {field_name}(group: "g{index % groups}"'
                     f"{', skip: true' if skip else ''}) {{ seq ts }} }}"
                 )
                 expected = 0 if skip else count
@@ -220,6 +221,8 @@ async def fire_and_count(
     query_string = f"count={count}&groups={groups}"
     if scenario.get("rate"):
         query_string += f"&rate={scenario['rate']}"
+    if scenario.get("replayed"):
+        query_string += "&replayed=1"
     async with session.get(f"{url}/fire?{query_string}") as response:
         assert response.status == 200
     burst = time.time() - fired_at
@@ -404,12 +407,80 @@ async def http_round_trips(scenario: dict[str, Any]) -> dict[str, Any]:
     return {"operations": sum(counts), "seconds": elapsed, "per_second": sum(counts) / elapsed}
 
 
+EVENT_ID = "channels_graphql_typed.event_id"
+RESUME_AFTER = "channels_graphql_typed.resume_after"
+RESUMED = 'subscription { onBenchReplayed(group: "g0") { seq ts } }'
+
+
+async def resume(scenario: dict[str, Any]) -> dict[str, Any]:
+    """The resume of ``count`` missed events: subscribe, take one event's id, stop;
+    ``count`` more are broadcast; on FIRE, subscribe again after that id and time the
+    arrival of every missed event (in order, once each)."""
+    url = f"http://127.0.0.1:{scenario['port']}"
+    count: int = scenario["count"]
+    async with aiohttp.ClientSession() as session:
+        socket = await session.ws_connect(
+            url + "/graphql/", protocols=[TRANSPORT_WS], max_msg_size=0
+        )
+        await socket.send_str('{"type":"connection_init"}')
+        while (await socket.receive_json())["type"] != "connection_ack":
+            pass
+
+        async def subscribe(operation_id: str, extensions: dict[str, Any]) -> None:
+            payload = {"query": RESUMED, "extensions": extensions}
+            await socket.send_str(
+                json.dumps({"type": "subscribe", "id": operation_id, "payload": payload})
+            )
+
+        async def next_result() -> dict[str, Any]:
+            while True:
+                message = await socket.receive_json()
+                if message.get("type") == "next":
+                    result: dict[str, Any] = message["payload"]
+                    return result
+                if message.get("type") in ("error", "complete"):
+                    raise RuntimeError(f"the subscription ended: {message}")
+
+        await subscribe("1", {})
+        assert await next_result() == {"data": None}  # confirmed: in its group
+        async with session.get(f"{url}/fire?count=1&groups=1&replayed=1") as response:
+            assert response.status == 200
+        seen = await next_result()
+        last_id = seen["extensions"][EVENT_ID]
+        await socket.send_str('{"type":"complete","id":"1"}')
+        async with session.get(f"{url}/fire?count={count}&groups=1&replayed=1") as response:
+            assert response.status == 200  # missed: no subscription is listening
+        print("READY", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        subscriber = Subscriber(count)
+        started = time.time()
+        await subscribe("2", {RESUME_AFTER: last_id})
+        first = await next_result()
+        assert first == {"data": None}, first  # the confirmation comes first
+        while len(subscriber.seen) < count:
+            result = await asyncio.wait_for(next_result(), 30)
+            event = result["data"]["onBenchReplayed"]
+            subscriber.record(event["seq"], event["ts"], time.time())
+        resumed = time.time() - started
+        await socket.close()
+    return {
+        "delivered": subscriber.received,
+        "expected": count,
+        "lost": subscriber.lost,
+        "duplicates": subscriber.duplicates,
+        "reordered": subscriber.reordered,
+        "seconds": resumed,
+        "per_second": subscriber.received / resumed,
+    }
+
+
 async def main() -> None:
     scenario = json.loads(sys.argv[1])
     run = {
         "round_trip": round_trips,
         "http_round_trip": http_round_trips,
         "churn": churn,
+        "resume": resume,
     }.get(scenario["kind"], fan_out)
     result = await run(scenario)
     print(json.dumps(result), flush=True)

@@ -30,6 +30,9 @@ OBSERVED = "observed"
 OBSERVING: dict[str, str] = {OBSERVED: "all", "metrics": "metrics", "sampled": "sampled"}
 """The modes of ``cgt`` observed, and what their server observes (``BENCH_OBSERVE``):
 metrics and every span, metrics only, metrics and 1% of the traces."""
+REPLAY = "replay"
+"""The mode of ``cgt`` whose subscribers listen to the resumable class
+(``onBenchReplayed``): every broadcast gets an event id and a place in the history."""
 SSE = "sse"
 """The mode of ``cgt`` whose load client subscribes over Server-Sent Events (distinct
 connections mode, one POST per subscriber) instead of WebSocket."""
@@ -49,7 +52,7 @@ class Measurement:
     def server_mode(self) -> str:
         """The server's BENCH_MODE: ``observed`` is ``cgt`` with metrics and tracing,
         ``sse`` is ``cgt`` subscribed to over Server-Sent Events."""
-        return "cgt" if self.mode in OBSERVING or self.mode == SSE else self.mode
+        return "cgt" if self.mode in OBSERVING or self.mode in (SSE, REPLAY) else self.mode
 
 
 def free_port() -> int:
@@ -193,6 +196,22 @@ def suite(quick: bool) -> list[Measurement]:
     measurements += fan_out(
         "observed fan-out N=1000", "memory", ["cgt", OBSERVED, "metrics", "sampled"], **n1000
     )
+    # The same fan-out of a resumable class (replay history, event ids) against the
+    # plain one, on the in-memory ring and on Redis Streams; then the resume of 1,000
+    # missed events by one subscription.
+    for layer in ("memory", "redis_pubsub"):
+        name = "replay fan-out N=1000" + ("" if layer == "memory" else f" {layer}")
+        measurements += fan_out(name, layer, ["cgt"], **n1000)
+        measurements.append(Measurement(name, "fan_out", REPLAY, layer, dict(n1000, replayed=True)))
+        measurements.append(
+            Measurement(
+                "resume of 1000 missed" + ("" if layer == "memory" else f" {layer}"),
+                "resume",
+                REPLAY,
+                layer,
+                {"count": 1000},
+            )
+        )
     # The same server and subscription, over Server-Sent Events against WebSocket.
     measurements += fan_out("SSE fan-out N=1000", "memory", ["cgt", SSE], **n1000)
     # The raw baseline needs minutes just to join 5000 sockets to a group (the in-memory
@@ -364,9 +383,20 @@ def report(
         asgi = medians.get((measurement.name, "asgi"))
         x_raw = f"{median / raw:6.2f}" if raw else "      "
         unobserved = medians.get((measurement.name, "cgt"))
-        if (measurement.mode in OBSERVING or measurement.mode == SSE) and unobserved:
+        if (measurement.mode in OBSERVING or measurement.mode in (SSE, REPLAY)) and unobserved:
             x_raw = f"{median / unobserved:6.2f}"  # x cgt: unobserved, over WebSocket
         x_asgi = f"{median / asgi:6.2f}" if asgi else "      "
+        if measurement.kind == "resume":
+            seconds = statistics.median(run["seconds"] for run in runs)
+            print(
+                f"{measurement.name:34} {measurement.mode:10} {median:10.0f} {low:9.0f} "
+                f"{high:9.0f}  (events/s; {seconds:.3f} s to resume all, "
+                f"slowest {max(run['seconds'] for run in runs):.3f} s; lost "
+                f"{sum(run['lost'] for run in runs)}, dup "
+                f"{sum(run['duplicates'] for run in runs)}, reord "
+                f"{sum(run['reordered'] for run in runs)})"
+            )
+            continue
         if measurement.kind in ("round_trip", "http_round_trip"):
             peer = medians.get((measurement.name, "strawberry"))
             x_raw = f"{median / peer:6.2f}" if peer and measurement.mode != "strawberry" else x_raw
@@ -434,6 +464,30 @@ def targets(
         ratio("observed fan-out N=1000", "sampled", "cgt"),
         0.9,
     )
+
+    def cpu_per_delivered(name: str, mode: str) -> float | None:
+        runs = results.get((name, mode)) or []
+        if not runs:
+            return None
+        each: list[float] = [run["cpu_seconds"] / max(1, run["delivered"]) for run in runs]
+        return statistics.median(each)
+
+    for suffix in ("", " redis_pubsub"):
+        name = f"replay fan-out N=1000{suffix}"
+        replayed, plain = cpu_per_delivered(name, REPLAY), cpu_per_delivered(name, "cgt")
+        verdict(
+            f"{name}: CPU per delivered, resumable x plain <= 1.3",
+            replayed / plain if replayed is not None and plain else None,
+            maximum=1.3,
+        )
+        resumes = results.get((f"resume of 1000 missed{suffix}", REPLAY)) or []
+        verdict(
+            f"resume of 1000 missed{suffix}: seconds (median) < 1, nothing lost",
+            statistics.median(run["seconds"] for run in resumes)
+            if resumes and not any(run["lost"] for run in resumes)
+            else (float("inf") if resumes else None),
+            maximum=0.999,
+        )
     verdict(
         "fan-out N=1000 over SSE, x the same over WebSocket >= 0.7",
         ratio("SSE fan-out N=1000", SSE, "cgt"),
