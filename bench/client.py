@@ -10,6 +10,7 @@ losses, duplicates and reorders are counted and reported, never hidden.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import statistics
@@ -91,6 +92,10 @@ async def open_subscriber(
     return socket, [Subscriber(expected) for _ in range(subscriptions)]
 
 
+CLOSED_EARLY: collections.Counter[str] = collections.Counter()
+"""The sockets the server closed while their reader was reading, by close code."""
+
+
 async def read(socket: aiohttp.ClientWebSocketResponse, subscribers: list[Subscriber]) -> None:
     async for message in socket:
         if message.type != aiohttp.WSMsgType.TEXT:
@@ -101,6 +106,9 @@ async def read(socket: aiohttp.ClientWebSocketResponse, subscribers: list[Subscr
             continue
         (event,) = data["payload"]["data"].values()  # onBench or onBenchReplayed
         subscribers[int(data["id"])].record(event["seq"], event["ts"], now)
+    # Iteration ends without yielding the close frame: the reader got here because the
+    # server closed the socket (the client cancels its readers instead).
+    CLOSED_EARLY[str(socket.close_code)] += 1
 
 
 SSE_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
@@ -146,6 +154,8 @@ async def fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         sockets: list[tuple[aiohttp.ClientWebSocketResponse, list[Subscriber]]] = []
+        readers: list[asyncio.Task[None]] = []
+        connect_started = time.monotonic()
         for start in range(0, scenario["subscribers"], BATCH):
             batch = []
             for index in range(start, min(start + BATCH, scenario["subscribers"])):
@@ -160,8 +170,13 @@ async def fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
                         session, url + "/graphql/", subprotocol, query, expected, per_socket
                     )
                 )
-            sockets.extend(await asyncio.gather(*batch))
-        readers = [asyncio.create_task(read(socket, subs)) for socket, subs in sockets]
+            opened = await asyncio.gather(*batch)
+            sockets.extend(opened)
+            # Read each socket from the moment it is open: a socket nobody reads does not
+            # answer the server's keep-alive pings, and the server closes it once they
+            # time out (uvicorn: 20 s + 20 s), long before ten thousand sockets are open.
+            readers += [asyncio.create_task(read(socket, subs)) for socket, subs in opened]
+        connect_seconds = time.monotonic() - connect_started
         subscribers = [subscriber for _, subs in sockets for subscriber in subs]
         print("READY", flush=True)
         if scenario.get("idle"):
@@ -169,6 +184,10 @@ async def fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
             result: dict[str, Any] = {"subscribers": len(subscribers)}
         else:
             result = await fire_and_count(session, url, scenario, subscribers)
+        # Every socket opened, its connection_init acknowledged and its subscriptions
+        # confirmed, in batches of BATCH.
+        result["connect_seconds"] = connect_seconds
+        result["closed_early"] = dict(CLOSED_EARLY)
         for reader in readers:
             reader.cancel()
         await asyncio.gather(*(socket.close() for socket, _ in sockets), return_exceptions=True)
