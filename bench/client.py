@@ -176,6 +176,8 @@ async def fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
             # answer the server's keep-alive pings, and the server closes it once they
             # time out (uvicorn: 20 s + 20 s), long before ten thousand sockets are open.
             readers += [asyncio.create_task(read(socket, subs)) for socket, subs in opened]
+        # Every socket opened, its connection_init acknowledged and its subscriptions
+        # confirmed, in batches of BATCH.
         connect_seconds = time.monotonic() - connect_started
         subscribers = [subscriber for _, subs in sockets for subscriber in subs]
         print("READY", flush=True)
@@ -184,8 +186,6 @@ async def fan_out(scenario: dict[str, Any]) -> dict[str, Any]:
             result: dict[str, Any] = {"subscribers": len(subscribers)}
         else:
             result = await fire_and_count(session, url, scenario, subscribers)
-        # Every socket opened, its connection_init acknowledged and its subscriptions
-        # confirmed, in batches of BATCH.
         result["connect_seconds"] = connect_seconds
         result["closed_early"] = dict(CLOSED_EARLY)
         for reader in readers:

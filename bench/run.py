@@ -437,11 +437,12 @@ def report(
                 f"(median), server RSS with all open "
                 f"{statistics.median(run['rss_ready'] for run in runs) / 2**20:.0f} MiB"
             )
-            closed = collections.Counter[str]()
-            for run in runs:
-                closed.update(run.get("closed_early", {}))
-            if closed:
-                print(f"{'':34} {'':10} sockets closed early: {dict(closed)}")
+        # Any fan-out: the sockets the server closed before the end explain its losses.
+        closed = collections.Counter[str]()
+        for run in runs:
+            closed.update(run.get("closed_early", {}))
+        if closed:
+            print(f"{'':34} {'':10} sockets the server closed: {dict(closed)}")
     print()
     targets(measurements, results, medians)
 
@@ -472,24 +473,26 @@ def targets(
         ratio("fan-out N=1000 redis_pubsub", "cgt", "raw"),
         5,
     )
-    runs_5000 = results.get(("fan-out N=5000 at 1/s", "cgt")) or []
-    if runs_5000:
-        worst_p99 = max(run["p99"] for run in runs_5000)
-        losses = sum(run["lost"] for run in runs_5000)
-        verdict(
-            "N=5000 at 1/s, p99 seconds <= 2 and no loss",
-            worst_p99 if losses == 0 else float("inf"),
-            maximum=2,
-        )
-    runs_10000 = results.get((TEN_THOUSAND, "cgt")) or []
-    if runs_10000:
-        verdict(
-            "N=10000 at 1/s for 60 s, p99 seconds < 1 and no loss",
-            max(run["p99"] for run in runs_10000)
-            if not sum(run["lost"] for run in runs_10000)
-            else float("inf"),
-            maximum=0.999,
-        )
+
+    def worst_p99_without_loss(name: str) -> float | None:
+        """The worst run's p99 of ``name``; infinite when any run lost a notification."""
+        runs = results.get((name, "cgt")) or []
+        if not runs:
+            return None
+        if sum(run["lost"] for run in runs):
+            return float("inf")
+        return max(run["p99"] for run in runs)
+
+    verdict(
+        "N=5000 at 1/s, p99 seconds <= 2 and no loss",
+        worst_p99_without_loss("fan-out N=5000 at 1/s"),
+        maximum=2,
+    )
+    verdict(
+        "N=10000 at 1/s for 60 s, p99 seconds < 1 and no loss",
+        worst_p99_without_loss(TEN_THOUSAND),
+        maximum=0.999,
+    )
     # Tracing as deployed: the metrics and a ratio sampler (1% of the traces). Every
     # span recorded is reported beside it (a span per subscriber and event costs more
     # than the fan-out itself), not held to the target.
