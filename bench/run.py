@@ -481,7 +481,7 @@ def targets(
             return None
         if sum(run["lost"] for run in runs):
             return float("inf")
-        return max(run["p99"] for run in runs)
+        return max(float(run["p99"]) for run in runs)
 
     verdict(
         "N=5000 at 1/s, p99 seconds <= 2 and no loss",
