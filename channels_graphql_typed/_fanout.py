@@ -58,6 +58,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime
+import time
 import uuid
 import weakref
 from typing import TYPE_CHECKING, Final
@@ -86,6 +88,7 @@ from ._layer_messages import (
     wake_up_message,
 )
 from ._log import logger
+from ._notification_queue import CATCH_UP
 from ._replay import IdentifiedNotification
 from ._serialization import deserialize_payload
 
@@ -140,6 +143,7 @@ class FanOut:
 
     def __init__(self, layer: BaseChannelLayer, alias: str = DEFAULT_CHANNEL_LAYER) -> None:
         self.layer = layer
+        self.alias = alias
         self.members: dict[str, set[Registration]] = {}
         self.health = ChannelLayerHealth(layer, alias)
         self._channel: str | None = None
@@ -383,6 +387,7 @@ class FanOut:
         # The layer failed, and may have lost this process's memberships with it (a
         # Redis restarted without persistence has no groups): once it answers again,
         # every group this process needs is added again, before receiving resumes.
+        failed_at = time.time()
         while True:
             await self.health.wait_until_reachable()
             try:
@@ -391,7 +396,36 @@ class FanOut:
             except Exception as error:
                 self.health.report(error)
                 continue
+            self._after_rejoin(failed_at)
             return
+
+    def _after_rejoin(self, failed_at: float) -> None:
+        """Tell every local subscription that the broadcasts sent since ``failed_at`` may
+        not have reached it: a resumable one catches up from its class's history (it
+        joined again, so reading the history now leaves no gap, see
+        :class:`~channels_graphql_typed._replay.ResumeState`); the others' loss is logged."""
+        registrations = {
+            registration for members in self.members.values() for registration in members
+        }
+        lossy = 0
+        for registration in registrations:
+            if registration.resumable:
+                registration.queue.put(CATCH_UP)
+            else:
+                lossy += 1
+        if lossy:
+            rejoined_at = time.time()
+            logger.warning(
+                "The fan-out of the channel layer %r joined its %d groups again after the "
+                "layer's failure: %d subscriptions of classes that are not resumable "
+                "missed what was broadcast to them from %s to %s UTC (%.1f s)",
+                self.alias,
+                len(self.members),
+                lossy,
+                _utc(failed_at),
+                _utc(rejoined_at),
+                rejoined_at - failed_at,
+            )
 
     async def _re_add(self, group: str, channel: str) -> None:
         async with self._group_locks.hold(group):
@@ -467,6 +501,10 @@ class FanOut:
             except Exception:
                 # One subscriber's failure must not stop the process's listener.
                 logger.exception("Cannot queue a notification for group %s", group)
+
+
+def _utc(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, FanOut]] = (

@@ -158,11 +158,20 @@ class NotificationQueue:
 END: Final = _END
 
 
+CATCH_UP: Final = object()
+"""Queued by the fan-out to a resumable subscription once it joined its groups again
+after a failure of the channel layer: what was broadcast meanwhile is to be read from
+the history (see :mod:`channels_graphql_typed._replay`)."""
+
+
 class Registration:
     """One subscription's membership in the local fan-out."""
 
-    __slots__ = ("groups", "queue")
+    __slots__ = ("groups", "queue", "resumable")
 
-    def __init__(self, queue: NotificationQueue) -> None:
+    def __init__(self, queue: NotificationQueue, *, resumable: bool = False) -> None:
         self.queue = queue
         self.groups: set[str] = set()
+        self.resumable = resumable
+        """Whether the subscription catches up from a history (it gets
+        :data:`CATCH_UP` after a re-join), rather than missing what the layer lost."""

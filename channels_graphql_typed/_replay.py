@@ -172,6 +172,10 @@ class History(Protocol):
         """Up to ``count`` entries from ``start`` on (``start`` included), in order."""
         ...
 
+    async def last(self, stream: str) -> tuple[int, int] | None:
+        """The id of the newest entry (None: the history is empty)."""
+        ...
+
 
 class MemoryHistory:
     """The histories of one process, in memory: for channel layers other than Redis
@@ -208,6 +212,10 @@ class MemoryHistory:
                     break
         return result
 
+    async def last(self, stream: str) -> tuple[int, int] | None:
+        entries = self._streams.get(stream)
+        return entries[-1][0].id if entries else None
+
 
 class RedisHistory:
     """The histories in Redis Streams, one per class (``XADD`` / ``XRANGE``)."""
@@ -242,6 +250,16 @@ class RedisHistory:
                 continue
             entries.append(entry)
         return entries
+
+    async def last(self, stream: str) -> tuple[int, int] | None:
+        rows: Any = await self._connection().xrevrange(self._key_prefix + stream, count=1)
+        if not rows:
+            return None
+        try:
+            return parse_event_id(rows[0][0])
+        except (MalformedEventId, IndexError, KeyError, TypeError):
+            # Untrusted, as every entry: read as no entry (the whole history is replayed).
+            return None
 
 
 def _read_row(row: object) -> HistoryEntry | None:
@@ -346,13 +364,17 @@ class ResumeState:
     """
 
     def __init__(
-        self, history: History, stream: str, after: tuple[int, int], groups: set[str]
+        self,
+        history: History,
+        stream: str,
+        after: tuple[int, int] | None,
+        groups: set[str],
     ) -> None:
         self._history = history
         self._stream = stream
         self._groups = groups
         self._start = after
-        self._last = after
+        self._last = (0, 0) if after is None else after
         self._page: collections.deque[HistoryEntry] = collections.deque()
         self.done = False
         self.missed = False
@@ -360,9 +382,16 @@ class ResumeState:
         read: :meth:`begin`)."""
 
     async def begin(self) -> None:
-        """The first read: whether the client's id is still in the history."""
-        entries = await self._history.read(self._stream, self._start, PAGE_SIZE)
-        if entries and entries[0].id == self._start:
+        """The first read: whether the client's id is still in the history.
+
+        With no id (``after`` None: a subscription that caught up after a failure of the
+        channel layer, and whose class's history was empty when it joined), the whole
+        history is read, and nothing can tell whether entries left it meanwhile: the
+        check is skipped."""
+        entries = await self._history.read(self._stream, self._last, PAGE_SIZE)
+        if self._start is None:
+            pass
+        elif entries and entries[0].id == self._start:
             entries = entries[1:]
         else:
             self.missed = True

@@ -67,6 +67,7 @@ from ._groups import class_namespace, group_name
 from ._layer_messages import group_send, notify_message, unsubscribe_message
 from ._log import logger
 from ._notification_queue import (
+    CATCH_UP,
     DEFAULT_NOTIFICATION_QUEUE_LIMIT,
     END,
     NotificationQueue,
@@ -493,8 +494,11 @@ async def _open_stream(
     resume_after = _resume_after(cls, info)
     groups = _validated_groups(cls, await cls.subscribe(info, **arguments), max_groups)
     fanout = get_fanout(cls.channel_layer_alias)
-    registration = Registration(NotificationQueue(limit, f"{cls.__qualname__}"))
+    registration = Registration(
+        NotificationQueue(limit, f"{cls.__qualname__}"), resumable=cls.replay is not None
+    )
     resume: ResumeState | None = None
+    start: tuple[int, int] | None = resume_after
     try:
         # In effect when this returns (on every layer, see FanOut._confirm_joined): a
         # resumable subscription reads the history only after it, so whatever the
@@ -508,6 +512,10 @@ async def _open_stream(
                 groups,
             )
             await resume.begin()
+        elif cls.replay is not None:
+            # Where a catch-up after a failure of the layer starts if none of its events
+            # came before: everything after this came live (see the join above).
+            start = await history_for(fanout.layer).last(stream_key(cls.group_namespace))
     except BaseException as error:
         # Cancelled (the client completed during subscribe) or the layer failed: undo
         # whatever part of the registration happened.
@@ -520,6 +528,8 @@ async def _open_stream(
         raise GraphQLError(INTERNAL_ERROR_MESSAGE) from error
     observing.observer.subscription_opened(cls.__qualname__)
     stream = SubscriptionStream(cls, info, arguments, fanout, registration)
+    if start is not None:
+        stream._last_event_id = format_event_id(start)
     if resume_after is not None:
         stream._resume = resume
         if resume is None:
@@ -573,6 +583,10 @@ class SubscriptionStream(Generic[PayloadT]):
         """While resuming: the history still to replay, and what it delivered."""
         self._missed: str | None = None
         """The EVENTS_MISSED signal still to send, before anything else."""
+        self._last_event_id: str | None = None
+        """A resumable subscription's newest event taken (delivered, skipped or failed),
+        or where it started: a catch-up after a failure of the channel layer goes on from
+        there (None: from the start of the history, empty when it joined)."""
         # The fan-out decodes a broadcast once per process and hands the same object to
         # every subscriber: user code gets a copy, so that mutating it in place cannot
         # change what another subscriber gets.
@@ -624,6 +638,9 @@ class SubscriptionStream(Generic[PayloadT]):
                     payload, event_id = identified.payload, identified.event_id
                     if resume is not None and resume.is_replayed(event_id):
                         continue  # delivered from the history already
+                elif payload is CATCH_UP:
+                    await self._catch_up()
+                    continue
             if observing.observer.enabled:
                 # What the result of this notification is delivered for (see
                 # _observability.delivering).
@@ -633,6 +650,7 @@ class SubscriptionStream(Generic[PayloadT]):
             if event_id is not None and self._cls.replay is not None:
                 # For the executor: this event's result carries its id (see _contract).
                 delivered_event_id.set(event_id)
+                self._last_event_id = event_id
             try:
                 value = await self._cls.publish(payload, self._info, **self._arguments)
             except Exception as exc:
@@ -653,6 +671,35 @@ class SubscriptionStream(Generic[PayloadT]):
                 return PublishFailure(error)
             return value
         raise StopAsyncIteration
+
+    async def _catch_up(self) -> None:
+        """After the fan-out joined the groups again following a failure of the channel
+        layer: replay what the history holds after the last event taken, as a resume
+        does (the groups are joined, so whatever the history does not hold yet comes
+        live, and live events already replayed are dropped)."""
+        last = self._last_event_id
+        resume = ResumeState(
+            history_for(self._fanout.layer),
+            stream_key(self._cls.group_namespace),
+            None if last is None else parse_event_id(last),
+            set(self._registration.groups),
+        )
+        while True:
+            try:
+                await resume.begin()
+            except Exception as error:
+                # Failing again: waited out like the fan-out's own receives.
+                self._fanout.health.report(error)
+                await self._fanout.health.wait_until_reachable()
+                continue
+            break
+        self._resume = resume
+        if resume.missed:
+            self._missed = (
+                f"Events may have been missed while the channel layer failed: {last} is no "
+                f"longer in the history of {self._cls.__qualname__}; what it still holds "
+                "follows"
+            )
 
     async def aclose(self) -> None:
         """Leave the groups and run ``unsubscribed`` (once)."""

@@ -86,9 +86,15 @@ async def test_a_layer_failure_is_logged_once_and_every_group_is_joined_again(
     assert not fanout.health.failing
     assert fanout.health.episodes == 1
     messages = [record.getMessage() for record in caplog.records]
-    assert len(messages) == 2, messages
+    assert len(messages) == 3, messages
     assert messages[0].startswith("The channel layer 'flaky' failed (ConnectionError: Error 111")
     assert messages[1].startswith("The channel layer 'flaky' answers again, after")
+    # Once joined again: the loss window of the subscriptions that cannot catch up.
+    assert messages[2].startswith(
+        "The fan-out of the channel layer 'flaky' joined its 2 groups again after the "
+        "layer's failure: 1 subscriptions of classes that are not resumable missed what "
+        "was broadcast to them from "
+    ), messages
     await group_send(layer, "two", notification("two", 7))
     assert await registration.queue.get() == 7
     await fanout.leave(registration)
