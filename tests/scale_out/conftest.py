@@ -213,10 +213,12 @@ def running_servers(
 
 
 class RedisServerProcess:
-    """A redis-server on a free port of 127.0.0.1, without persistence: ``stop()`` and
-    ``start()`` it at will (same port: a restart); the fixture always stops it."""
+    """A redis-server on a free port of 127.0.0.1: ``stop()`` and ``start()`` it at will
+    (same port: a restart); the fixture always stops it. Without persistence, unless
+    ``data_dir`` is given: then it keeps an append-only file there, which a restart
+    loads (``stop()`` terminates it, and Redis writes the file out before it exits)."""
 
-    def __init__(self, log_dir: Path, *options: str) -> None:
+    def __init__(self, log_dir: Path, *options: str, data_dir: Path | None = None) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             message = "redis-server not found on PATH (the Redis restart tests run their own)"
@@ -225,6 +227,7 @@ class RedisServerProcess:
             pytest.skip(message)
         self.executable = executable
         self.options = options
+        self.data_dir = data_dir
         self.port = free_port()
         self.log_path = log_dir / f"redis-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -243,14 +246,19 @@ class RedisServerProcess:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "no" if self.data_dir is None else "yes",
+            *([] if self.data_dir is None else ["--dir", str(self.data_dir)]),
             "--daemonize",
             "no",
             *self.options,
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=self.data_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
