@@ -45,7 +45,11 @@ of 100 would drop the excess of any burst, silently.
 
 Broadcasts issued while the layer is down raise to their caller (the layer's own
 exception, e.g. ``redis.exceptions.ConnectionError``); broadcasts issued between Redis'
-return and a process's re-join reach no subscriber of that process.
+return and a process's re-join reach no subscriber of that process. Once re-joined, the
+fan-out queues :data:`~channels_graphql_typed._notification_queue.CATCH_UP` to every
+subscription of a resumable class, which then reads what it missed from its class's
+history (see :mod:`channels_graphql_typed._replay`, "Catch-up"), and logs the window
+for the others, which cannot recover it.
 
 Group names are namespaced per subscription class and always valid Channels group
 names: see :mod:`channels_graphql_typed._groups`. The queues are

@@ -39,6 +39,14 @@ is not greater than the last replayed one are dropped: no duplicate, no gap. (A 
 queue that overflows during a long replay loses nothing either: what it dropped was in
 the history, and was replayed.)
 
+**Catch-up** (after a failure of the channel layer): once the fan-out has joined its
+groups again, it queues a marker to each live subscription of a resumable class; taking
+it, the subscription resumes, on its open connection, after the last event it took
+(delivered or skipped), or, if it took none, after the history's newest entry when it
+joined (read once after the join; none when the history was empty: then the whole
+history, without the missed check). The groups are joined before the history is read,
+so the argument above holds: no gap, no duplicate.
+
 **Missed events**: the id the client sends was an entry of the history. If that entry
 is still there, everything after it is too, and the resume is exact. If it is gone (it
 left the window, or the history was lost), events may have been missed: the client gets
