@@ -106,6 +106,11 @@ GroupNames: TypeAlias = list[str] | tuple[str, ...] | set[str] | frozenset[str]
 character."""
 
 
+CATCH_UP_ATTEMPTS: Final = 5
+"""Reads of the history a catch-up tries (waiting for the layer between two) before it
+ends the subscription with an error."""
+
+
 class Skip(enum.Enum):
     """Type of :data:`SKIP`."""
 
@@ -684,11 +689,19 @@ class SubscriptionStream(Generic[PayloadT]):
             None if last is None else parse_event_id(last),
             set(self._registration.groups),
         )
-        while True:
+        for attempt in range(1, CATCH_UP_ATTEMPTS + 1):
             try:
                 await resume.begin()
             except Exception as error:
-                # Failing again: waited out like the fan-out's own receives.
+                if attempt == CATCH_UP_ATTEMPTS:
+                    # As when a resume's read fails: logged, and the end of the stream.
+                    logger.error(
+                        "Reading the replay history of %s failed: %r",
+                        self._cls.__qualname__,
+                        error,
+                    )
+                    raise GraphQLError(INTERNAL_ERROR_MESSAGE) from error
+                # The layer failing again: waited out like the fan-out's own receives.
                 self._fanout.health.report(error)
                 await self._fanout.health.wait_until_reachable()
                 continue

@@ -13,6 +13,7 @@ from channels.layers import channel_layers
 
 import channels_graphql_typed as cgt
 from channels_graphql_typed._fanout import get_fanout
+from channels_graphql_typed._replay import history_for
 from tests.replay_subscriptions import OnPlainTick, OnTick
 from tests.test_fanout import FlakyLayer, until
 from tests.test_replay import confirmed, subscribe, tick
@@ -138,5 +139,37 @@ async def test_a_catch_up_past_the_window_gets_events_missed(
     await until(lambda: len(layer.groups) == len(fanout.members))
     await OnTick.broadcast(payload=99, group="a")
     assert (await tick(session))[0] == 99
+    assert await session.nothing()
+    await session.close()
+
+
+async def test_a_catch_up_whose_read_fails_reads_again_once_the_layer_answers(
+    layer: RestartingLayer, subprotocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = await subscribe(subprotocol)
+    await confirmed(session)
+    await OnTick.broadcast(payload=0, group="a")
+    assert (await tick(session))[0] == 0
+    fanout = get_fanout("default")
+    history = history_for(layer)
+    read = history.read
+    failures: list[tuple[int, int]] = []
+
+    async def failing_once(stream: str, start: tuple[int, int], count: int) -> Any:
+        if not failures:
+            failures.append(start)
+            raise ConnectionError("Connection reset by peer")
+        return await read(stream, start, count)
+
+    await fail(layer, fanout)
+    await answer_again(layer, fanout)
+    await OnTick.broadcast(payload=1, group="a")
+    monkeypatch.setattr(history, "read", failing_once)
+    layer.joins.set()
+    assert (await tick(session))[0] == 1
+    assert len(failures) == 1
+    await until(lambda: len(layer.groups) == len(fanout.members))
+    await OnTick.broadcast(payload=2, group="a")
+    assert (await tick(session))[0] == 2
     assert await session.nothing()
     await session.close()
