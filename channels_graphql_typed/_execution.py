@@ -25,7 +25,7 @@ import contextlib
 import inspect
 import json
 import threading
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import graphql
 from graphql import (
@@ -34,7 +34,14 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
 )
-from graphql.execution import create_source_event_stream, execute_subscription_event
+from graphql.execution import (
+    CompletedResult,
+    ExperimentalIncrementalExecutionResults,
+    InitialIncrementalExecutionResult,
+    SubsequentIncrementalExecutionResult,
+    create_source_event_stream,
+    execute_subscription_event,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
@@ -53,7 +60,14 @@ from ._document_cache import (
     PreparedOperation,
 )
 from ._exceptions import OperationRejected
-from ._limited_executor import DEFAULT_MAX_RESULT_SIZE, LimitedExecutor
+from ._limited_executor import (
+    DEFAULT_MAX_RESULT_SIZE,
+    RESULT_TOO_LARGE,
+    BoundedExecutor,
+    IncrementalLimitedExecutor,
+    InlineLimitedExecutor,
+    LimitedExecutor,
+)
 from ._log import logger
 from ._protocol.messages import EVENT_ID_EXTENSION, EVENTS_MISSED
 from ._resolver_offload import (
@@ -77,7 +91,7 @@ from ._validation_rules import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Callable, Collection, Sequence
+    from collections.abc import AsyncGenerator, AsyncIterable, Callable, Collection, Sequence
 
     import strawberry
     from graphql.execution.executor import Executor
@@ -105,7 +119,32 @@ def format_result(result: ExecutionResult) -> ExecutionResultPayload:
 
 
 def serialize_result(result: ExecutionResult) -> str:
-    return json.dumps(format_result(result), separators=(",", ":"))
+    return _compact(format_result(result))
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class IncrementalExecution(NamedTuple):
+    """An operation that ``@defer`` or ``@stream`` made incremental: its results, and
+    the executor whose budget (``max_result_size``) they all draw on."""
+
+    results: ExperimentalIncrementalExecutionResults
+    executor: BoundedExecutor
+
+
+def _payload_errors(
+    result: InitialIncrementalExecutionResult | SubsequentIncrementalExecutionResult,
+) -> list[GraphQLError]:
+    """Every error of one payload of an incremental result: its own (initial), those of
+    its deferred and streamed parts, and those that ended a part (``completed``)."""
+    if isinstance(result, InitialIncrementalExecutionResult):
+        return list(result.errors or ())
+    errors: list[GraphQLError] = []
+    for part in (*(result.incremental or ()), *(result.completed or ())):
+        errors.extend(part.errors or ())
+    return errors
 
 
 class SubscriptionResults:
@@ -174,7 +213,7 @@ class SubscriptionResults:
         result = execute_subscription_event(event_executor)
         if inspect.isawaitable(result):
             result = await result
-        if isinstance(event_executor, LimitedExecutor):
+        if isinstance(event_executor, BoundedExecutor):
             result = event_executor.too_large() or result
         text = await self._run.event_text(result, event_id)
         if key is not None:
@@ -235,6 +274,9 @@ class GraphqlExecutor:
             max_tokens=max_query_tokens,
         )
         self.max_result_size = max_result_size
+        self.incremental_directives = bool(schema.config.enable_experimental_incremental_execution)
+        """Whether the schema has ``@defer`` and ``@stream`` (Strawberry's
+        ``enable_experimental_incremental_execution``)."""
         self._max_worker_threads = max_worker_threads
         self._thread_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_pool_lock = threading.Lock()
@@ -295,14 +337,33 @@ class GraphqlExecutor:
         root_value: Any,
         middleware: ExecutionMiddleware,
         operation_extensions: dict[str, Any] | None = None,
-    ) -> ExecutionResult:
-        executor = self._build(operation, context, root_value, middleware, operation_extensions)
+        *,
+        incremental: bool = False,
+    ) -> ExecutionResult | IncrementalExecution:
+        executor = self._build(
+            operation,
+            context,
+            root_value,
+            middleware,
+            operation_extensions,
+            self._executor_class(incremental=incremental),
+        )
         if isinstance(executor, list):
             return RequestErrors(None, errors=executor)
         result = executor.execute_operation()
         if inspect.isawaitable(result):
             result = await result
-        return executor.too_large() or cast("ExecutionResult", result)
+        if isinstance(result, ExperimentalIncrementalExecutionResults):
+            return IncrementalExecution(result, executor)
+        return executor.too_large() or result
+
+    def _executor_class(self, *, incremental: bool) -> type[BoundedExecutor]:
+        """The executor of a query or mutation: without ``@defer`` and ``@stream`` in the
+        schema, the one that refuses them; with them, the incremental one when the
+        transport can deliver several payloads, else the one that ignores them."""
+        if not self.incremental_directives:
+            return LimitedExecutor
+        return IncrementalLimitedExecutor if incremental else InlineLimitedExecutor
 
     async def _open_source(
         self,
@@ -311,7 +372,7 @@ class GraphqlExecutor:
         root_value: Any,
         middleware: ExecutionMiddleware,
         operation_extensions: dict[str, Any] | None = None,
-    ) -> tuple[LimitedExecutor, AsyncIterable[Any]] | ExecutionResult:
+    ) -> tuple[BoundedExecutor, AsyncIterable[Any]] | ExecutionResult:
         executor = self._build(operation, context, root_value, middleware, operation_extensions)
         if isinstance(executor, list):
             return RequestErrors(None, errors=executor)
@@ -330,8 +391,9 @@ class GraphqlExecutor:
         root_value: Any,
         middleware: ExecutionMiddleware,
         operation_extensions: dict[str, Any] | None = None,
-    ) -> LimitedExecutor | list[GraphQLError]:
-        executor = LimitedExecutor.build(
+        executor_class: type[BoundedExecutor] = LimitedExecutor,
+    ) -> BoundedExecutor | list[GraphQLError]:
+        executor = executor_class.build(
             self.schema,
             operation.document,
             root_value,
@@ -342,7 +404,7 @@ class GraphqlExecutor:
             max_result_size=self.max_result_size,
             operation_extensions=operation_extensions,
         )
-        return cast("LimitedExecutor | list[GraphQLError]", executor)
+        return cast("BoundedExecutor | list[GraphQLError]", executor)
 
 
 ALL_OPERATION_TYPES: Final = tuple(StrawberryOperationType)
@@ -522,14 +584,23 @@ class OperationRun:
             tokens=entry.tokens if entry is not None else count_tokens(document),
         )
 
-    async def execute(self, prepared: PreparedOperation) -> ExecutionResultPayload:
-        """Run a prepared query or mutation to its one result, in wire form."""
+    async def execute(
+        self, prepared: PreparedOperation, *, incremental: bool = False
+    ) -> ExecutionResultPayload | AsyncGenerator[str, None]:
+        """Run a prepared query or mutation to its one result, in wire form.
+
+        ``incremental``: the transport can deliver several payloads, so ``@defer`` and
+        ``@stream`` (in a schema that has them) are delivered incrementally: an
+        operation they make incremental returns its payloads, serialized, instead (see
+        :meth:`_incremental_payloads`); otherwise they are ignored."""
         context = self.execution_context
         try:
             async with self._phase(self._runner.executing):
-                result = await self._execute_once(prepared)
+                result = await self._execute_once(prepared, incremental=incremental)
         except Exception as exc:
             return format_result(await self._refused([_coerce_error(exc)]))
+        if isinstance(result, IncrementalExecution):
+            return self._incremental_payloads(result)
         # Errors are processed (logged) before the extensions see the result, then
         # on_operation ends (MaskErrors masks there), then get_results().
         if result.errors:
@@ -539,6 +610,68 @@ class OperationRun:
         if self._extensions:
             result.extensions = await self._runner.get_extensions_results(context)
         return format_result(result)
+
+    async def _incremental_payloads(
+        self, execution: IncrementalExecution
+    ) -> AsyncGenerator[str, None]:
+        """The payloads of an incremental result, serialized: the initial one, then each
+        subsequent one as graphql-core's incremental executor produces it (graphql-js
+        17.0.0-alpha.9's format, with ``pending``, ``incremental`` and ``completed``
+        entries by id, as Apollo Client's ``GraphQL17Alpha9Handler`` and graphql-sse's
+        client read it).
+
+        Each payload goes through the schema's error processing and ``on_stream_result``
+        (where ``MaskErrors`` masks the errors of its parts, as in Strawberry's streamed
+        responses); the initial one also carries the extensions' ``get_results``;
+        ``on_operation`` ends after the last. The payloads share one
+        ``max_result_size``: once it is passed, one last payload ends every part still
+        pending with the error, and nothing further runs. Closing the iterator (the
+        client left) stops the deferred and streamed work."""
+        results, executor = execution
+        subsequent = results.subsequent_results
+        try:
+            too_large = executor.too_large()
+            if too_large is not None:
+                yield await self.event_text(too_large)
+                return
+            initial = results.initial_result
+            pending = {entry.id for entry in initial.pending}
+            yield await self._payload_text(initial)
+            async for payload in subsequent:
+                if executor.result_budget.exceeded:
+                    message = RESULT_TOO_LARGE.format(limit=executor.max_result_size)
+                    payload = SubsequentIncrementalExecutionResult(
+                        has_next=False,
+                        completed=[
+                            CompletedResult(part, [GraphQLError(message)])
+                            for part in sorted(pending, key=int)
+                        ],
+                    )
+                    yield await self._payload_text(payload)
+                    return
+                pending.update(entry.id for entry in payload.pending or ())
+                pending.difference_update(entry.id for entry in payload.completed or ())
+                yield await self._payload_text(payload)
+        finally:
+            try:
+                await subsequent.aclose()
+            finally:
+                await self.close()
+
+    async def _payload_text(
+        self, payload: InitialIncrementalExecutionResult | SubsequentIncrementalExecutionResult
+    ) -> str:
+        context = self.execution_context
+        errors = _payload_errors(payload)
+        if errors:
+            context.pre_execution_errors = errors
+            self._process_errors(errors)
+        if not self._extensions:
+            return _compact(payload.formatted)
+        if isinstance(payload, InitialIncrementalExecutionResult):
+            payload.extensions = await self._runner.get_extensions_results(context) or None
+        async with self._runner.on_stream_result(cast("Any", payload)):
+            return _compact(payload.formatted)
 
     async def subscribe(
         self, prepared: PreparedOperation
@@ -638,7 +771,9 @@ class OperationRun:
         elif context.pre_execution_errors is None:
             context.pre_execution_errors = []
 
-    async def _execute_once(self, prepared: PreparedOperation) -> ExecutionResult:
+    async def _execute_once(
+        self, prepared: PreparedOperation, *, incremental: bool = False
+    ) -> ExecutionResult | IncrementalExecution:
         context = self.execution_context
         if context.result is not None:  # an on_execute hook answered (a result cache)
             return cast("ExecutionResult", context.result)
@@ -648,14 +783,19 @@ class OperationRun:
             context.root_value,
             self._middleware,
             context.operation_extensions,
+            incremental=incremental,
         )
         self.request_failed = isinstance(result, RequestErrors)
-        context.result = result
+        # As Strawberry keeps it: an incremental result's container (``MaskErrors``
+        # reads its initial result when on_operation ends).
+        context.result = cast(
+            "Any", result.results if isinstance(result, IncrementalExecution) else result
+        )
         return result
 
     async def _open(
         self, prepared: PreparedOperation
-    ) -> tuple[LimitedExecutor, AsyncIterable[Any]] | ExecutionResult:
+    ) -> tuple[BoundedExecutor, AsyncIterable[Any]] | ExecutionResult:
         context = self.execution_context
         opened = await self._executor._open_source(
             prepared,

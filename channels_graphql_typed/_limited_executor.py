@@ -1,10 +1,24 @@
-"""Our graphql-core executor: results bounded as they are built, Strawberry's resolve info.
+"""Our graphql-core executors: results bounded as they are built, Strawberry's resolve info.
 
 An operation whose response would grow past ``max_result_size`` stops growing there
 and gets one error instead (:class:`LimitedExecutor`): every completed value adds its
 estimated JSON size, a field waiting for an async resolver counts
 :data:`ASYNC_FIELD_COST`, and past the limit nothing further is resolved. Resolvers get
 the resolve info Strawberry gives them (:class:`ResolveInfo`).
+
+Three executors share these limits (:class:`BoundedExecutor`), for the three ways an operation
+may meet ``@defer`` and ``@stream`` (directives a schema has only when Strawberry's
+``enable_experimental_incremental_execution`` is on):
+
+* :class:`LimitedExecutor` refuses them (a subscription, which graphql-core never runs
+  incrementally; and every operation of a schema without them);
+* :class:`IncrementalLimitedExecutor` delivers them incrementally (graphql-core's
+  incremental executor): the initial result, then subsequent payloads, all counted
+  against the same budget, since the sub-executors of deferred and streamed parts are
+  copies sharing it;
+* :class:`InlineLimitedExecutor` ignores them, for a transport that can carry one
+  result only (a JSON response): deferred and streamed parts complete in the one result,
+  which the draft of incremental delivery allows.
 """
 
 from __future__ import annotations
@@ -22,13 +36,12 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
 )
-from graphql.execution.executor import CollectedErrors
+from graphql.execution.executor import CollectedErrors, Executor
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
+from graphql.execution.incremental import IncrementalExecutor
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from graphql.execution.executor import Executor
 
 
 DEFAULT_MAX_RESULT_SIZE: Final = 2 * 1024 * 1024
@@ -89,8 +102,9 @@ class ResolveInfo(NamedTuple):
     operation_extensions: dict[str, Any] | None
 
 
-class LimitedExecutor(ExecutorThrowingOnIncremental):
-    """graphql-core's executor, with the result's size bounded while it is built.
+class BoundedExecutor(Executor[Any]):
+    """What our executors add to graphql-core's: the result's size bounded while it is
+    built, and Strawberry's resolve info.
 
     Each completed value adds an estimate of its JSON size (its key, 8 bytes of
     punctuation, and the length of a string or of a list) to a budget; once
@@ -156,9 +170,9 @@ class LimitedExecutor(ExecutorThrowingOnIncremental):
         self.collected_errors = _NOTHING_COLLECTED
         self.pending_incremental_futures = cast("set[Any]", _NO_FUTURES)
 
-    def build_per_event_executor(self, payload: Any) -> Executor[None]:
+    def build_per_event_executor(self, payload: Any) -> Executor[Any]:
         executor = super().build_per_event_executor(payload)
-        if isinstance(executor, LimitedExecutor):
+        if isinstance(executor, BoundedExecutor):
             executor.result_budget = _ResultBudget()
             executor.pending_incremental_futures = set()
         return executor
@@ -228,3 +242,16 @@ class LimitedExecutor(ExecutorThrowingOnIncremental):
         return super().complete_value(
             return_type, field_details_list, info, path, result, position_context
         )
+
+
+class LimitedExecutor(BoundedExecutor, ExecutorThrowingOnIncremental):
+    """Bounded results; ``@defer`` and ``@stream`` refused (with graphql-core's errors)."""
+
+
+class IncrementalLimitedExecutor(BoundedExecutor, IncrementalExecutor):
+    """Bounded results, ``@defer`` and ``@stream`` delivered incrementally: the budget
+    covers the initial result and every subsequent payload together."""
+
+
+class InlineLimitedExecutor(BoundedExecutor):
+    """Bounded results, ``@defer`` and ``@stream`` ignored: everything in one result."""

@@ -17,7 +17,8 @@ consumer today; an HTTP or SSE one tomorrow) owns the I/O. Between the two sits 
   first and may refuse it. Then the operation goes through
   :class:`~channels_graphql_typed._execution.OperationRun`: ``prepare`` (parse, validate,
   select), the connection's budget (``max_operations_size_per_connection``), then
-  ``execute`` (a query or mutation: its result, then complete) or ``subscribe`` (the
+  ``execute`` (a query or mutation: its result, or the payloads of an incremental one
+  where the transport can carry them, then complete) or ``subscribe`` (the
   confirmation when asked for, then every result until the stream ends or the client
   stops it).
 * What an operation produces becomes actions through the machine
@@ -138,6 +139,15 @@ class OperationMachine(Protocol):
 
     def send_serialized_result(self, operation: Operation, payload_json: str) -> list[Action]:
         """One result already serialized to JSON."""
+
+    def incremental_delivery(self, operation: Operation) -> bool:
+        """Once :meth:`refusal` let a query or mutation run: whether the transport can
+        deliver its result in several payloads (``@defer``, ``@stream``); if not, they
+        are ignored and the result comes whole."""
+
+    def send_incremental_result(self, operation: Operation, payload_json: str) -> list[Action]:
+        """One payload of an incremental result (the initial one or a subsequent one),
+        serialized to JSON."""
 
     def send_errors(
         self, operation: Operation, errors: Sequence[FormattedError], failure: Failure = ...
@@ -503,10 +513,19 @@ class ConnectionOperations:
                     confirm=confirm,
                     request_error=run.request_failed,
                 )
-            result = await run.execute(prepared)
-            await sink.perform(
-                machine.send_result(operation, result, request_error=run.request_failed)
+            result = await run.execute(
+                prepared, incremental=machine.incremental_delivery(operation)
             )
+            if isinstance(result, dict):
+                await sink.perform(
+                    machine.send_result(operation, result, request_error=run.request_failed)
+                )
+            else:
+                try:
+                    async for payload_json in result:
+                        await sink.perform(machine.send_incremental_result(operation, payload_json))
+                finally:
+                    await result.aclose()
             await sink.perform(machine.complete(operation))
             return None
         finally:

@@ -14,6 +14,7 @@ from channels_graphql_typed import (
     GraphqlWsConsumer,
     OperationRejected,
 )
+from tests.incremental_schema import schema as incremental_schema
 from tests.schema import CounterContext, schema
 from tests.subscriptions import schema as subscription_schema
 
@@ -89,15 +90,28 @@ class SchemaHttpConsumer(GraphqlHttpConsumer):
     multipart_heartbeat_interval = HEARTBEAT_INTERVAL
 
 
+class IncrementalHttpConsumer(GraphqlHttpConsumer):
+    """A schema with ``@defer`` and ``@stream`` over HTTP, SSE and multipart."""
+
+    schema = incremental_schema
+
+
 def application() -> ProtocolTypeRouter:
-    """GraphQL over HTTP and SSE at /graphql/ through SchemaHttpConsumer, other HTTP
-    through Django, WebSocket at /graphql/ through SchemaConsumer."""
+    """GraphQL over HTTP and SSE at /graphql/ through SchemaHttpConsumer (at
+    /incremental/ through IncrementalHttpConsumer), other HTTP through Django, WebSocket
+    at /graphql/ through SchemaConsumer."""
     # Django's stubs type re_path() for views only (as_route's docstring says more).
     django: Any = get_asgi_application()
     everything_else: Any = re_path(r"", django)
     return ProtocolTypeRouter(
         {
-            "http": URLRouter([SchemaHttpConsumer.as_route("graphql/"), everything_else]),
+            "http": URLRouter(
+                [
+                    SchemaHttpConsumer.as_route("graphql/"),
+                    IncrementalHttpConsumer.as_route("incremental/"),
+                    everything_else,
+                ]
+            ),
             "websocket": URLRouter(websocket_routes),
         }
     )

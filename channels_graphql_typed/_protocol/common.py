@@ -455,6 +455,17 @@ class ProtocolMachine(abc.ABC):
         """Both WebSocket protocols run every type of operation: None."""
         return None
 
+    def incremental_delivery(self, operation: Operation) -> bool:
+        """Over WebSocket, ``@defer`` and ``@stream`` are ignored: a query's whole result
+        is one result message. (Strawberry refuses such a query over WebSocket; clients
+        of either subprotocol, this library's among them, expect one result per query
+        and end it there.)"""
+        return False
+
+    def send_incremental_result(self, operation: Operation, payload_json: str) -> list[Action]:
+        """Never called (see :meth:`incremental_delivery`); a result message."""
+        return self.send_serialized_result(operation, payload_json)
+
     def subscribed(self, operation: Operation) -> list[Action]:
         """A subscription is in all its groups: nothing to send over WebSocket."""
         return []

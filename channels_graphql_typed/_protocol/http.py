@@ -397,6 +397,15 @@ class GraphqlHttpProtocol:
             self.form = self._default_form()
         return None
 
+    def incremental_delivery(self, operation: Operation) -> bool:
+        """An event stream carries each payload of an incremental result as a ``next``
+        event; one JSON response carries the whole result."""
+        return self._form() is ResponseForm.EVENT_STREAM
+
+    def send_incremental_result(self, operation: Operation, payload_json: str) -> list[Action]:
+        """One payload of an incremental result: a ``next`` event."""
+        return self.send_serialized_result(operation, payload_json)
+
     def subscribed(self, operation: Operation) -> list[Action]:
         """A subscription is in all its groups: the event stream starts."""
         if not self.is_active(operation) or self.state is RequestState.STREAMING:

@@ -66,8 +66,15 @@ if TYPE_CHECKING:
 
 MULTIPART_MIXED: Final = "multipart/mixed"
 SUBSCRIPTION_SPEC: Final = "1.0"
+INCREMENTAL_SPEC: Final = "v0.2"
+"""Apollo's incremental delivery over multipart (``incrementalSpec=v0.2``): what Apollo
+Client's ``GraphQL17Alpha9Handler`` asks for, in graphql-js 17.0.0-alpha.9's format of
+payloads, which graphql-core's incremental executor produces."""
 BOUNDARY: Final = "graphql"
 CONTENT_TYPE: Final = f"{MULTIPART_MIXED};boundary={BOUNDARY};subscriptionSpec={SUBSCRIPTION_SPEC}"
+INCREMENTAL_CONTENT_TYPE: Final = (
+    f"{MULTIPART_MIXED};boundary={BOUNDARY};incrementalSpec={INCREMENTAL_SPEC}"
+)
 """The response's type. The parameters go unquoted, as Apollo Client sends them in its
 ``Accept``: ``gql`` looks for ``boundary=graphql`` and ``subscriptionSpec=1.0`` as they
 are written here."""
@@ -82,23 +89,31 @@ CLOSE: Final = b"--\r\n"
 """What makes the last delimiter the closing one."""
 
 
-def multipart_weight(accept: str | None) -> float:
+def multipart_weight(
+    accept: str | None, spec: str = "subscriptionspec", version: str = SUBSCRIPTION_SPEC
+) -> float:
     """The weight of ``multipart/mixed;subscriptionSpec=1.0`` in an ``Accept`` header
-    (0: not acceptable). Another ``multipart/mixed`` (``deferSpec``, or none) is not
-    this protocol."""
+    (0: not acceptable), or of another ``spec`` parameter's ``version``
+    (``incrementalSpec=v0.2``). Another ``multipart/mixed`` (``deferSpec``, or none) is
+    not this protocol."""
     weight = 0.0
     for entry in (accept or "").split(","):
         kind, parameters = _media_type(entry)
-        if kind == MULTIPART_MIXED and parameters.get("subscriptionspec") == SUBSCRIPTION_SPEC:
+        if kind == MULTIPART_MIXED and parameters.get(spec) == version:
             weight = max(weight, _weight(parameters))
     return weight
 
 
+def incremental_weight(accept: str | None) -> float:
+    """The weight of ``multipart/mixed;incrementalSpec=v0.2`` in an ``Accept`` header."""
+    return multipart_weight(accept, "incrementalspec", INCREMENTAL_SPEC)
+
+
 def multipart_requested(headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    """Whether a request asks for multipart subscriptions (rather than, or before, an
-    event stream)."""
+    """Whether a request asks for multipart subscriptions or multipart incremental
+    delivery (rather than, or before, an event stream)."""
     accept = _header(headers, b"accept")
-    weight = multipart_weight(accept)
+    weight = max(multipart_weight(accept), incremental_weight(accept))
     return weight > 0 and weight >= negotiate(accept)[2]
 
 
@@ -126,12 +141,37 @@ class GraphqlMultipartProtocol(GraphqlHttpProtocol):
         # prefers multipart to every JSON type.
         self._stream_acceptable = weight > 0
         self._stream_preferred = weight > single_weight
+        # An incremental result goes as multipart when the client weighs it at least as
+        # much as JSON (Apollo Client lists it first, at the same weight); otherwise it
+        # comes whole, as JSON.
+        incremental = incremental_weight(accept)
+        self._incremental = incremental > 0 and incremental >= single_weight
+        self._incremental_response = False
 
     def heartbeat(self) -> list[Action]:
-        """The heartbeat timer fired: an empty part, if the response streams."""
-        if self.state is not RequestState.STREAMING:
+        """The heartbeat timer fired: an empty part, if the response streams (but not
+        between the payloads of an incremental result, whose format has no heartbeat:
+        they come as fast as they are computed)."""
+        if self.state is not RequestState.STREAMING or self._incremental_response:
             return []
         return [SendChunk(HEARTBEAT)]
+
+    def incremental_delivery(self, operation: Operation) -> bool:
+        """A query or mutation whose response is JSON may go as an incremental
+        multipart response instead, when the client accepts ``incrementalSpec=v0.2``."""
+        return self._incremental and self._form() is not ResponseForm.EVENT_STREAM
+
+    def send_incremental_result(self, operation: Operation, payload_json: str) -> list[Action]:
+        """One payload of an incremental result: a part of its own, as it is (the
+        incremental format wraps nothing in ``payload``)."""
+        if not self.is_active(operation):
+            return []
+        actions: list[Action] = []
+        if self.state is RequestState.RUNNING:
+            self._incremental_response = True
+            actions += self._start_stream()
+        actions.append(SendChunk(part(payload_json.encode("utf-8", "surrogatepass"))))
+        return actions
 
     def send_errors(
         self,
@@ -167,7 +207,10 @@ class GraphqlMultipartProtocol(GraphqlHttpProtocol):
         self.state = RequestState.STREAMING
         self.form = ResponseForm.EVENT_STREAM
         headers = (
-            ("content-type", CONTENT_TYPE),
+            (
+                "content-type",
+                INCREMENTAL_CONTENT_TYPE if self._incremental_response else CONTENT_TYPE,
+            ),
             ("cache-control", "no-cache"),
             # nginx buffers responses unless told not to: parts would arrive late.
             ("x-accel-buffering", "no"),

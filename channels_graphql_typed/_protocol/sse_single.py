@@ -366,6 +366,13 @@ class EventStreamProtocol:
             return []
         return self._answer(operation, 202)
 
+    def incremental_delivery(self, operation: Operation) -> bool:
+        """Every payload of an incremental result is a ``next`` event of its own."""
+        return True
+
+    def send_incremental_result(self, operation: Operation, payload_json: str) -> list[Action]:
+        return self.send_serialized_result(operation, payload_json)
+
     def send_result(
         self, operation: Operation, result: ExecutionResultPayload, *, request_error: bool = False
     ) -> list[Action]:
