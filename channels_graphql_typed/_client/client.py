@@ -716,6 +716,14 @@ class GraphqlWsClient:
                     RESUME_AFTER_EXTENSION: operation.last_event_id,
                 }
                 payload = {**payload, "extensions": extensions}
+            else:
+                # Nothing to resume from (a class that is not resumable, or no event
+                # yet): what was broadcast while it was away is not delivered.
+                logger.warning(
+                    "Subscription %r subscribed again after a reconnect, without an event "
+                    "id to resume from: what was broadcast to it meanwhile is missed",
+                    operation.id,
+                )
             message = connection.machine.start(payload, operation.id)
             operation.connection = connection
             operation.confirmed = False
