@@ -113,6 +113,11 @@ def test_accept(accept: str | None, weight: float) -> None:
         ("text/event-stream;q=0.5, multipart/mixed;subscriptionSpec=1.0", True),
         ("text/event-stream, multipart/mixed;subscriptionSpec=1.0;q=0.5", False),
         ("application/json", False),
+        # Apollo Client's GraphQL17Alpha9Handler, for a query with @defer or @stream.
+        ("multipart/mixed;incrementalSpec=v0.2,application/json;q=0.9", True),
+        ('multipart/mixed; incrementalSpec="v0.2"', True),
+        ("multipart/mixed;incrementalSpec=v0.1,application/json", False),
+        ("multipart/mixed;deferSpec=20220824,application/json", False),
     ],
 )
 def test_which_machine(accept: str, requested: bool) -> None:
@@ -397,3 +402,42 @@ def test_any_request_and_any_sequence_gives_one_well_formed_response(
     elif heads:
         assert isinstance(heads[0], Respond)
         json.loads(heads[0].body)
+
+
+INCREMENTAL_ACCEPT = "multipart/mixed;incrementalSpec=v0.2,application/graphql-response+json"
+
+
+def test_an_incremental_result_streams_unwrapped_parts_without_heartbeats() -> None:
+    request = machine(INCREMENTAL_ACCEPT)
+    operation = started(request, QUERY)
+    assert request.refusal(operation, OperationType.QUERY) is None
+    assert request.incremental_delivery(operation) is True
+    actions = request.send_incremental_result(operation, '{"data":{},"pending":[],"hasNext":true}')
+    start = actions[0]
+    assert isinstance(start, StartStream)
+    assert dict(start.headers)["content-type"] == (
+        "multipart/mixed;boundary=graphql;incrementalSpec=v0.2"
+    )
+    assert request.heartbeat() == []  # the incremental format has none
+    actions += request.send_incremental_result(operation, '{"hasNext":false}')
+    actions += request.complete(operation)
+    assert isinstance(actions[-1], EndStream)
+    assert parts(body_of(actions)) == (
+        [{"data": {}, "pending": [], "hasNext": True}, {"hasNext": False}],
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        APOLLO_ACCEPT,  # subscriptions only
+        "multipart/mixed;incrementalSpec=v0.2;q=0.5,application/json",  # JSON preferred
+        "multipart/mixed;subscriptionSpec=1.0",  # queries as {"payload": ...} parts
+    ],
+)
+def test_no_incremental_parts_unless_asked_for_first(accept: str) -> None:
+    request = machine(accept)
+    operation = started(request, QUERY)
+    assert request.refusal(operation, OperationType.QUERY) is None
+    assert request.incremental_delivery(operation) is False
