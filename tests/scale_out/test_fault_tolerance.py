@@ -4,12 +4,16 @@ subscribers of the library's client spread over both, half of a resumable class 
 of a plain one, 1,000 broadcasts of each class at 200 a second from this process. During
 them one server is killed (SIGKILL) and later started again on its port, then the other
 is stopped (SIGTERM: it drains, its sockets close with 1012). The clients reconnect
-through the balancer to whichever server is up.
+through the balancer to whichever server is up. Then the same run with a Redis restart
+instead (Redis keeping an append-only file, its group memberships lost): the sockets
+stay open and each process joins its groups again.
 
 Every resumable subscriber ends with all 1,000 events exactly once, in order. Every plain
 subscriber reconnects and gets, in order and once, what was broadcast while it was
 connected -- the last stretch of the run in full -- and its client logs that it
-subscribed again without an id to resume from (what it missed meanwhile).
+subscribed again without an id to resume from (what it missed meanwhile); through the
+Redis restart, each server logs the window in which its plain subscribers missed
+broadcasts.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import logging
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import pytest
 from channels.layers import channel_layers
@@ -39,9 +43,17 @@ from tests.scale_out.conftest import (
     new_room,
     process_environment,
 )
+from tests.scale_out.test_replay_redis_restart import (
+    PersistentCluster,
+    last_kept,
+    stop_without_memberships,
+)
+from tests.scale_out.test_replay_redis_restart import (
+    persistent_cluster as persistent_cluster,  # the fixture
+)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Iterator, Sequence
     from pathlib import Path
 
 pytestmark = pytest.mark.slow
@@ -102,10 +114,15 @@ class Server:
             stop_process(process)
 
 
+class Listening(Protocol):
+    @property
+    def port(self) -> int: ...
+
+
 class Balancer:
     """A TCP proxy: each connection goes to the next server that accepts it."""
 
-    def __init__(self, servers: list[Server]) -> None:
+    def __init__(self, servers: Sequence[Listening]) -> None:
         self.servers = servers
         self.turn = 0
         self.server: asyncio.Server | None = None
@@ -276,3 +293,55 @@ async def test_subscribers_outlive_a_killed_and_a_stopped_server(
                     "without an event id to resume from" in record.getMessage()
                     for record in caplog.records
                 )
+
+
+REDIS_DOWN_AT: Final = 200
+REDIS_DOWN_FOR: Final = 0.5
+LOSS_LOGGED: Final = "subscriptions of classes that are not resumable missed"
+
+
+async def broadcast_through_a_redis_restart(cluster: PersistentCluster, room: str) -> None:
+    """Both classes at ``RATE``, Redis stopped (without its memberships) at
+    ``REDIS_DOWN_AT`` and started again. A resumable broadcast that raises is sent again
+    unless its append to the history went through; a plain one is lost (it has no
+    history to tell whether it went out)."""
+    for number in range(EVENTS):
+        if number == REDIS_DOWN_AT:
+            await stop_without_memberships(cluster)
+            await asyncio.sleep(REDIS_DOWN_FOR)
+            await asyncio.to_thread(cluster.redis.start)
+        deadline = asyncio.get_running_loop().time() + GUARD
+        while True:
+            try:
+                await OnCounter.broadcast(payload=number, group=room)
+                break
+            except Exception:
+                assert asyncio.get_running_loop().time() < deadline, "Redis did not come back"
+                await asyncio.sleep(0.05)
+                with contextlib.suppress(Exception):
+                    if await last_kept(cluster) == number:
+                        break
+        with contextlib.suppress(Exception):
+            await OnPlainTick.broadcast(payload=number)
+        await asyncio.sleep(1 / RATE)
+
+
+async def test_subscribers_outlive_a_redis_restart(persistent_cluster: PersistentCluster) -> None:
+    cluster, room = persistent_cluster, new_room()
+    async with (
+        Balancer(cluster.servers) as balancer,
+        subscribed(balancer.url, room) as (resumable, plain),
+    ):
+        await broadcast_through_a_redis_restart(cluster, room)
+        for stream in resumable:
+            assert await received(stream, "onCounter", EVENTS - 1) == list(range(EVENTS))
+            assert stream.resubscriptions == 0  # caught up on its open connection
+        for stream in plain:
+            numbers = await received(stream, "onPlainTick", EVENTS - 1)
+            assert numbers == sorted(set(numbers))
+            assert set(range(SETTLED_FROM, EVENTS)) <= set(numbers)
+            assert stream.resubscriptions == 0
+    for server in cluster.servers:
+        server.check_alive()
+        # What the plain subscribers missed, with its window.
+        assert server.count(LOSS_LOGGED) == 1, server.output()
