@@ -149,7 +149,8 @@ def check_channel_layers(
         if backend == REDIS_CORE_LAYER:
             config = layer.get("CONFIG") or {}
             hosts = config.get("hosts", ()) if isinstance(config, dict) else ()
-            for host in hosts if isinstance(hosts, list | tuple) else ():
+            hosts = hosts if isinstance(hosts, list | tuple) else ()
+            for index, host in enumerate(hosts):
                 timeout = _socket_timeout(host)
                 given = "sets" if timeout is not None else "leaves"
                 if timeout is None:
@@ -159,11 +160,10 @@ def check_channel_layers(
                     messages.append(
                         checks.Warning(
                             f"CHANNEL_LAYERS[{alias!r}] {given} socket_timeout={timeout:g}"
-                            f"{what} on a host: channels-redis' core layer blocks "
-                            f"{REDIS_BLOCKING_READ:g} s in each read, so every idle receive "
-                            "times out and the layer fails again and again.",
-                            hint=f"Set socket_timeout above {REDIS_BLOCKING_READ:g} s in the "
-                            'host (10 s, say: {"address": ..., "socket_timeout": 10}).',
+                            f"{what} on {_host_name(host, index, len(hosts))}: channels-redis' "
+                            f"core layer blocks {REDIS_BLOCKING_READ:g} s in each read, so "
+                            "every idle receive times out and the layer fails again and again.",
+                            hint=_socket_timeout_hint(host),
                             id=REDIS_SOCKET_TIMEOUT,
                         )
                     )
@@ -180,6 +180,35 @@ def _redis_default_socket_timeout() -> float | None:
     parameter = inspect.signature(AbstractConnection.__init__).parameters.get("socket_timeout")
     default = None if parameter is None else parameter.default
     return float(default) if isinstance(default, int | float) else None
+
+
+def _is_sentinel_host(host: object) -> bool:
+    """A channels-redis host entry for a master found through Redis Sentinel."""
+    return isinstance(host, dict) and host.get("master_name") is not None
+
+
+def _host_name(host: object, index: int, count: int) -> str:
+    """Which host a warning is about, without its address (which may hold a password)."""
+    name = "its host" if count == 1 else f"host {index + 1} of {count}"
+    if _is_sentinel_host(host):
+        assert isinstance(host, dict)
+        master = str(host.get("master_name"))[:60]
+        name += f" (the master {master!r} through Sentinel)"
+    return name
+
+
+def _socket_timeout_hint(host: object) -> str:
+    hint = (
+        f"Set socket_timeout above {REDIS_BLOCKING_READ:g} s in the host (10 s, say: "
+        '{"address": ..., "socket_timeout": 10}).'
+    )
+    if _is_sentinel_host(host):
+        hint = (
+            f"Set socket_timeout above {REDIS_BLOCKING_READ:g} s in the host entry, next to "
+            '"sentinels" and "master_name" (10 s, say): it applies to the connections to the '
+            "master; the one in sentinel_kwargs applies to the Sentinel queries only."
+        )
+    return hint
 
 
 def _socket_timeout(host: object) -> float | None:

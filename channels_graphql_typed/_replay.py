@@ -11,8 +11,11 @@ class's history -- a Redis Stream ``<layer prefix>:cgt.replay:<class namespace>`
 layer is channels-redis, an in-memory ring otherwise -- with the Channels group it was
 sent to stored in the entry. The entry's id is the event id: ``"<ms>-<n>"`` (Redis'
 stream id format, used by the in-memory ring too), strictly increasing per class, hence
-per group. It travels in the channel-layer message to every process, and from there in
-each result's ``extensions`` (:data:`EVENT_ID_EXTENSION`).
+per group. With several Redis hosts, a class's stream is on one of them, picked by a
+hash of its name (:func:`history_host`), as channels-redis picks a host for a group;
+with a Sentinel host, on the master that Sentinel names, again after a failover. The
+id travels in the channel-layer message to every process, and from there in each
+result's ``extensions`` (:data:`EVENT_ID_EXTENSION`).
 
 Because all of a class's groups share one id sequence, a subscription in several
 groups (every subscription is also in its class-wide group) resumes from **one** id:
@@ -63,6 +66,7 @@ Entries that are not well formed are dropped with a warning; payloads are decode
 from __future__ import annotations
 
 import asyncio
+import binascii
 import collections
 import dataclasses
 import math
@@ -74,6 +78,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from ._log import logger
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from channels.layers import BaseChannelLayer
 
 STREAM_PREFIX: Final = "cgt.replay:"
@@ -226,16 +232,20 @@ class MemoryHistory:
 
 
 class RedisHistory:
-    """The histories in Redis Streams, one per class (``XADD`` / ``XRANGE``)."""
+    """The histories in Redis Streams, one per class (``XADD`` / ``XRANGE``).
 
-    def __init__(self, connection: Any, key_prefix: str = "") -> None:
+    ``connection(stream)`` gives the running loop's client of the Redis that holds the
+    stream ``stream`` (named without the key prefix): with several hosts, each history
+    lives on one of them (:func:`history_host`)."""
+
+    def __init__(self, connection: Callable[[str], Any], key_prefix: str = "") -> None:
         self._connection = connection
         self._key_prefix = key_prefix
         """The channel layer's ``prefix`` and a colon: apps that share a Redis keep apart."""
 
     async def append(self, stream: str, replay: Replay, group: str, data: bytes) -> str:
+        redis = self._connection(stream)
         stream = self._key_prefix + stream
-        redis = self._connection()
         fields = {b"group": group.encode(), b"data": data}
         if replay.seconds is None:
             added = await redis.xadd(stream, fields, maxlen=replay.events, approximate=True)
@@ -248,8 +258,9 @@ class RedisHistory:
         return format_event_id(parse_event_id(added))
 
     async def read(self, stream: str, start: tuple[int, int], count: int) -> list[HistoryEntry]:
+        redis = self._connection(stream)
         stream = self._key_prefix + stream
-        rows = await self._connection().xrange(stream, min=format_event_id(start), count=count)
+        rows = await redis.xrange(stream, min=format_event_id(start), count=count)
         entries = []
         for row in rows:
             entry = _read_row(row)
@@ -260,7 +271,8 @@ class RedisHistory:
         return entries
 
     async def last(self, stream: str) -> tuple[int, int] | None:
-        rows: Any = await self._connection().xrevrange(self._key_prefix + stream, count=1)
+        redis = self._connection(stream)
+        rows: Any = await redis.xrevrange(self._key_prefix + stream, count=1)
         if not rows:
             return None
         try:
@@ -294,8 +306,9 @@ _histories: weakref.WeakKeyDictionary[BaseChannelLayer, History] = weakref.WeakK
 
 
 def history_for(layer: BaseChannelLayer) -> History:
-    """The history of a channel layer's resumable classes: in the Redis of the layer's
-    first host for channels-redis' layers, in this process's memory otherwise."""
+    """The history of a channel layer's resumable classes: in Redis for channels-redis'
+    layers (each class's on one of the layer's hosts: :func:`history_host`), in this
+    process's memory otherwise."""
     history = _histories.get(layer)
     if history is None:
         connection = _redis_connection(layer)
@@ -308,56 +321,81 @@ def history_for(layer: BaseChannelLayer) -> History:
     return history
 
 
-def _redis_connection(layer: BaseChannelLayer) -> Any:
-    """A function returning the running loop's Redis client of the layer's first host,
-    or None for a layer that is not channels-redis'."""
+def history_host(stream: str, hosts: int) -> int:
+    """The index, in the layer's ``hosts``, of the Redis that holds the history
+    ``stream`` (its name without the key prefix).
+
+    A CRC-32 of the name, modulo the number of hosts: the same in every process that
+    lists the same hosts in the same order (as channels-redis needs for its groups),
+    whatever the key prefix, the Python version or the channels-redis version. One
+    history is one key, on one host; the histories of several classes spread over the
+    hosts. With one host (a single Redis, or one Sentinel-monitored master), it is 0.
+    """
+    if hosts <= 1:
+        return 0
+    return binascii.crc32(stream.encode()) % hosts
+
+
+def _redis_connection(layer: BaseChannelLayer) -> Callable[[str], Any] | None:
+    """A function giving the running loop's Redis client of the host that holds a
+    history, or None for a layer that is not channels-redis'."""
     module = type(layer).__module__
     if module == "channels_redis.core" and callable(getattr(layer, "connection", None)):
-        # The core layer's own per-loop client: closed with the loop by channels-redis.
+        # The core layer's own per-loop clients, one per host (a Sentinel host's finds
+        # its master through Sentinel): closed with the loop by channels-redis.
         core: Any = layer
-        return lambda: core.connection(0)
+        hosts = len(core.hosts)
+        return lambda stream: core.connection(history_host(stream, hosts))
     if module == "channels_redis.pubsub":
         return _PubSubConnections(layer).get
     return None
 
 
 class _PubSubConnections:
-    """Clients of the first host of channels-redis' pub/sub layer, one per event loop,
-    each closed when its layer's per-loop state is flushed or its loop closes."""
+    """Clients of the hosts of channels-redis' pub/sub layer, one per host and event
+    loop, each closed when its loop closes. A Sentinel host (``{"sentinels": ...,
+    "master_name": ...}``) gets channels-redis' Sentinel pool: its connections find the
+    current master through Sentinel, again after a failover."""
 
     def __init__(self, layer: BaseChannelLayer) -> None:
-        self._layer = layer
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+        from channels_redis.utils import decode_hosts  # type: ignore[import-untyped]
+
+        arguments: Any = getattr(layer, "_args", ())
+        options: Any = getattr(layer, "_kwargs", {})
+        hosts = options.get("hosts", arguments[0] if arguments else None)
+        self._hosts: list[dict[str, Any]] = decode_hosts(hosts)
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Any]] = (
             weakref.WeakKeyDictionary()
         )
 
-    def get(self) -> Any:
-        from channels_redis.utils import (  # type: ignore[import-untyped]
-            create_pool,
-            decode_hosts,
-        )
+    def get(self, stream: str) -> Any:
+        from channels_redis.utils import create_pool
         from redis import asyncio as aioredis
 
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
+        clients = self._clients.get(loop)
+        if clients is None:
+            clients = self._clients[loop] = {}
+            _close_with_loop(loop, clients)
+        index = history_host(stream, len(self._hosts))
+        client = clients.get(index)
         if client is None:
-            hosts = getattr(self._layer, "_kwargs", {}).get("hosts")
-            pool = create_pool(decode_hosts(hosts)[0])
-            client = self._clients[loop] = aioredis.Redis(connection_pool=pool)
-            _close_with_loop(loop, client)
+            pool = create_pool(self._hosts[index])
+            client = clients[index] = aioredis.Redis(connection_pool=pool)
         return client
 
 
-def _close_with_loop(loop: asyncio.AbstractEventLoop, client: Any) -> None:
+def _close_with_loop(loop: asyncio.AbstractEventLoop, clients: dict[int, Any]) -> None:
     close = loop.close
 
     def closing() -> None:
         loop.close = close  # type: ignore[method-assign]
         if not loop.is_running() and not loop.is_closed():
-            try:
-                loop.run_until_complete(client.aclose(close_connection_pool=True))
-            except Exception:
-                logger.debug("Closing a replay history client failed", exc_info=True)
+            for client in clients.values():
+                try:
+                    loop.run_until_complete(client.aclose(close_connection_pool=True))
+                except Exception:
+                    logger.debug("Closing a replay history client failed", exc_info=True)
         close()
 
     loop.close = closing  # type: ignore[method-assign]

@@ -58,9 +58,9 @@ def test_a_misconfigured_deployment_gets_every_warning() -> None:
     assert "CHANNEL_LAYERS['default'] is the in-memory layer while DEBUG is off" in messages
     # The core layer's hosts with 3 s and 5 s timeouts, and the one that leaves redis-py's
     # default (5 s since redis-py 8); not the one with 30 s.
-    assert "sets socket_timeout=3 on a host" in messages
-    assert "sets socket_timeout=5 on a host" in messages
-    assert "leaves socket_timeout=5 (redis-py's default) on a host" in messages
+    assert "sets socket_timeout=3 on host 1 of 4" in messages
+    assert "sets socket_timeout=5 on host 2 of 4" in messages
+    assert "leaves socket_timeout=5 (redis-py's default) on host 4 of 4" in messages
     assert "socket_timeout=30" not in messages
     assert "OpenToEveryOriginConsumer accepts WebSocket handshakes from every origin" in messages
     assert "UnboundedConsumer disables max_query_depth, max_result_size" in messages

@@ -117,7 +117,7 @@ async def test_window_exceeded_on_redis(redis_layer: str) -> None:
 
 
 async def test_redis_history_trims_by_time(client: redis.asyncio.Redis) -> None:
-    history = RedisHistory(lambda: client, f"{RUN_PREFIX}:")
+    history = RedisHistory(lambda stream: client, f"{RUN_PREFIX}:")
     replay = cgt.Replay(events=None, seconds=0.01)
     key = "trim-by-time"
     for _ in range(250):
@@ -133,7 +133,7 @@ async def test_redis_history_trims_by_time(client: redis.asyncio.Redis) -> None:
 async def test_redis_history_drops_malformed_entries(
     client: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    history = RedisHistory(lambda: client, f"{RUN_PREFIX}:")
+    history = RedisHistory(lambda stream: client, f"{RUN_PREFIX}:")
     key = "malformed"
     await client.xadd(f"{RUN_PREFIX}:{key}", {b"junk": b"1"})
     await client.xadd(f"{RUN_PREFIX}:{key}", {b"group": b"\xff", b"data": b"x"})
