@@ -385,6 +385,16 @@ class _PubSubConnections:
         return client
 
 
+async def _close_client(client: Any) -> None:
+    """Close a client, its pool and, for a Sentinel host, the pool's own clients of the
+    Sentinels (which closing the pool leaves open)."""
+    pool = client.connection_pool
+    await client.aclose(close_connection_pool=True)
+    manager = getattr(pool, "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
+
+
 def _close_with_loop(loop: asyncio.AbstractEventLoop, clients: dict[int, Any]) -> None:
     close = loop.close
 
@@ -393,7 +403,7 @@ def _close_with_loop(loop: asyncio.AbstractEventLoop, clients: dict[int, Any]) -
         if not loop.is_running() and not loop.is_closed():
             for client in clients.values():
                 try:
-                    loop.run_until_complete(client.aclose(close_connection_pool=True))
+                    loop.run_until_complete(_close_client(client))
                 except Exception:
                     logger.debug("Closing a replay history client failed", exc_info=True)
         close()
