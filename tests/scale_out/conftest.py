@@ -287,6 +287,76 @@ class RedisServerProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
+class SentinelProcess:
+    """A Redis Sentinel on a free port of 127.0.0.1 monitoring one master as
+    ``master_name``, with a quorum of 1 (it alone decides a failover); its config file
+    (which Sentinel rewrites) is in ``config_dir``. The fixture always stops it."""
+
+    def __init__(
+        self,
+        config_dir: Path,
+        master: RedisServerProcess,
+        master_name: str = "main",
+        *,
+        down_after_ms: int = 1000,
+    ) -> None:
+        self.executable = master.executable
+        self.master_name = master_name
+        self.port = free_port()
+        self.config_path = config_dir / f"sentinel-{self.port}.conf"
+        self.config_path.write_text(
+            f"port {self.port}\n"
+            f"bind {HOST}\n"
+            f"dir {config_dir}\n"
+            f"sentinel monitor {master_name} {HOST} {master.port} 1\n"
+            f"sentinel down-after-milliseconds {master_name} {down_after_ms}\n"
+            f"sentinel failover-timeout {master_name} 10000\n"
+            f"sentinel parallel-syncs {master_name} 1\n",
+            encoding="utf-8",
+        )
+        self.log_path = config_dir / f"sentinel-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (HOST, self.port)
+
+    def host(self, **options: Any) -> dict[str, Any]:
+        """The channels-redis host entry of this Sentinel's master."""
+        return {"sentinels": [self.address], "master_name": self.master_name, **options}
+
+    def start(self, timeout: float = 10.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [self.executable, str(self.config_path), "--sentinel"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with socket.create_connection(self.address, 0.5) as connection:
+                    connection.sendall(b"PING\r\n")
+                    if connection.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        pytest.fail(f"redis-sentinel did not answer on port {self.port}:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
 # --- groups of processes --------------------------------------------------------------------
 
 
