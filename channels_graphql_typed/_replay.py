@@ -58,6 +58,13 @@ whatever the history still holds after the id, then live events. (An id that is 
 the oldest trimmed entry counts as missed although nothing after it was: the check
 errs on the side of telling.)
 
+An id newer than the history's newest entry is one the history lost: a failover to a
+Redis replica that had not received it yet (replication is asynchronous), or a restart
+without persistence. The client gets :data:`EVENTS_MISSED` too, and the subscription
+resumes after the history's newest entry, not after the client's id: a promoted
+replica whose clock is behind gives its next entries ids below the lost ones, and they
+are delivered all the same.
+
 The history is read back from Redis: like the channel layer, it is a trust boundary.
 Entries that are not well formed are dropped with a warning; payloads are decoded by
 :func:`~channels_graphql_typed._serialization.deserialize_payload`, bounded as always.
@@ -443,7 +450,15 @@ class ResumeState:
         With no id (``after`` None: a subscription that caught up after a failure of the
         channel layer, and whose class's history was empty when it joined), the whole
         history is read, and nothing can tell whether entries left it meanwhile: the
-        check is skipped."""
+        check is skipped.
+
+        An id newer than the history's newest entry (read first, so that nothing
+        appended meanwhile is passed over) means the history lost entries it had: a
+        failover to a replica that had not received them yet, or a Redis restart without
+        persistence. The client missed events, and what the history appends next may
+        get ids below the client's (those of a promoted replica whose clock is behind):
+        the subscription resumes after the history's newest entry instead."""
+        newest = None if self._start is None else await self._history.last(self._stream)
         entries = await self._history.read(self._stream, self._last, PAGE_SIZE)
         if self._start is None:
             pass
@@ -451,6 +466,9 @@ class ResumeState:
             entries = entries[1:]
         else:
             self.missed = True
+            if newest is None or newest < self._start:
+                self._last = (0, 0) if newest is None else newest
+                return  # next_replayed() reads on after the newest entry
         self._fill(entries)
         if not entries:
             self.done = True

@@ -21,6 +21,7 @@ import channels_graphql_typed as cgt
 from channels_graphql_typed._checks import REDIS_SOCKET_TIMEOUT, check_channel_layers
 from channels_graphql_typed._replay import (
     RedisHistory,
+    ResumeState,
     history_for,
     history_host,
     parse_event_id,
@@ -105,6 +106,63 @@ async def test_each_history_is_on_its_host_and_every_process_finds_it(
             await shard.delete(*(f"{prefix}:{name}" for name in names))
         for layer in (writer, reader):
             await layer.flush()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[redis.asyncio.Redis]:
+    require_redis()
+    connection = redis.asyncio.Redis.from_url(REDIS_URL)
+    yield connection
+    await connection.aclose()
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["older-entries-kept", "history-empty"])
+async def test_an_id_newer_than_the_history_resumes_after_its_newest_entry(
+    client: redis.asyncio.Redis, kept: bool
+) -> None:
+    # A failover to a replica that had not received the client's entry: the promoted
+    # replica's history ends before the client's id, and its clock may be behind, so
+    # that its next entries get ids below the client's. They are delivered.
+    history = RedisHistory(lambda stream: client, f"{RUN_PREFIX}:")
+    name = f"behind-{kept}"
+    key = f"{RUN_PREFIX}:{name}"
+    await client.delete(key)
+    try:
+        if kept:
+            await client.xadd(key, {b"group": b"g", b"data": b"5"}, id="5-0")
+        state = ResumeState(history, name, (10, 0), {"g"})
+        await state.begin()
+        assert state.missed
+        await client.xadd(key, {b"group": b"g", b"data": b"7"}, id="7-0")
+        await client.xadd(key, {b"group": b"other", b"data": b"8"}, id="8-0")
+        entry = await state.next_replayed()
+        assert entry is not None
+        assert entry.data == b"7"
+        assert await state.next_replayed() is None
+        assert state.is_replayed("8-0")
+        assert not state.is_replayed("9-0")  # a live event after them
+    finally:
+        await client.delete(key)
+
+
+async def test_an_id_still_in_the_history_resumes_after_it(client: redis.asyncio.Redis) -> None:
+    history = RedisHistory(lambda stream: client, f"{RUN_PREFIX}:")
+    name = "exact"
+    key = f"{RUN_PREFIX}:{name}"
+    await client.delete(key)
+    try:
+        for number in (5, 10, 12):
+            await client.xadd(key, {b"group": b"g", b"data": b"%d" % number}, id=f"{number}-0")
+        state = ResumeState(history, name, (10, 0), {"g"})
+        await state.begin()
+        assert not state.missed
+        entry = await state.next_replayed()
+        assert entry is not None
+        assert entry.data == b"12"
+        assert await state.next_replayed() is None
+        assert state.is_replayed("11-0")
+    finally:
+        await client.delete(key)
 
 
 CORE = "channels_redis.core.RedisChannelLayer"
