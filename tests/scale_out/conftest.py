@@ -230,6 +230,9 @@ class RedisServerProcess:
         self.data_dir = data_dir
         self.port = free_port()
         self.log_path = log_dir / f"redis-{self.port}.log"
+        # Where whatever Redis writes goes (a replica's or a master's RDB for a full
+        # sync, even without persistence): never the checkout.
+        self.work_dir = data_dir or log_dir
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -247,7 +250,8 @@ class RedisServerProcess:
             "",
             "--appendonly",
             "no" if self.data_dir is None else "yes",
-            *([] if self.data_dir is None else ["--dir", str(self.data_dir)]),
+            "--dir",
+            str(self.work_dir),
             "--daemonize",
             "no",
             *self.options,
@@ -255,7 +259,7 @@ class RedisServerProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command,
-                cwd=self.data_dir,
+                cwd=self.work_dir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
