@@ -6,7 +6,7 @@
 // (the broadcasting mutations go to the second URL when there is one: another process).
 import { ApolloClient, HttpLink, InMemoryCache, gql } from "@apollo/client";
 
-import { describeError, fail, report, watchdog } from "./common.mjs";
+import { describeError, fail, report, watchdog, withoutTypename } from "./common.mjs";
 
 watchdog(25);
 const [url, broadcastUrl = url] = process.argv.slice(2);
@@ -37,19 +37,6 @@ const broadcaster = new ApolloClient({
   link: new HttpLink({ uri: broadcastUrl, fetch: watchedFetch }),
   cache: new InMemoryCache(),
 });
-
-// Apollo adds __typename to every selection (for its cache): not part of what is compared.
-function withoutTypename(value) {
-  if (Array.isArray(value)) return value.map(withoutTypename);
-  if (value && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([key]) => key !== "__typename")
-        .map(([key, item]) => [key, withoutTypename(item)]),
-    );
-  }
-  return value;
-}
 
 const BROADCAST = gql('mutation Broadcast { broadcastTree(tree: { label: "oak" }) }');
 

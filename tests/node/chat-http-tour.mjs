@@ -27,7 +27,7 @@ import { ApolloClient, HttpLink, InMemoryCache, gql } from "@apollo/client";
 import { createClient as createHttpClient } from "graphql-http";
 import { createClient as createSseClient } from "graphql-sse";
 
-import { fail, watchdog } from "./common.mjs";
+import { fail, watchdog, withoutTypename } from "./common.mjs";
 
 const HISTORY = "query History($room: String!) { history(chatroom: $room) { chatroom text sender } }";
 const SEND = `mutation Send($room: String!, $text: String!) {
@@ -78,19 +78,6 @@ function first(client, query, variables) {
       },
     );
   });
-}
-
-// Apollo adds __typename to every selection (for its cache): not part of the tour's data.
-function withoutTypename(value) {
-  if (Array.isArray(value)) return value.map(withoutTypename);
-  if (value && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([key]) => key !== "__typename")
-        .map(([key, item]) => [key, withoutTypename(item)]),
-    );
-  }
-  return value;
 }
 
 /** Each client as {request(query, variables) -> Promise<result>, subscribe(query, variables, onNext), close()}. */

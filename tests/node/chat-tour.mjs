@@ -17,7 +17,7 @@ import { createClient } from "graphql-ws";
 import { SubscriptionClient } from "subscriptions-transport-ws";
 import WebSocket from "ws";
 
-import { fail, watchdog } from "./common.mjs";
+import { fail, watchdog, withoutTypename } from "./common.mjs";
 
 const HISTORY = "query History($room: String!) { history(chatroom: $room) { chatroom text sender } }";
 const SEND = `mutation Send($room: String!, $text: String!) {
@@ -84,19 +84,6 @@ const clients = {
     };
   },
 };
-
-// Apollo adds __typename to every selection (for its cache): not part of the tour's data.
-function withoutTypename(value) {
-  if (Array.isArray(value)) return value.map(withoutTypename);
-  if (value && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([key]) => key !== "__typename")
-        .map(([key, item]) => [key, withoutTypename(item)]),
-    );
-  }
-  return value;
-}
 
 function expectOk(result, field) {
   if (!result?.data?.[field]?.ok) throw new Error(`${field} failed: ${JSON.stringify(result)}`);

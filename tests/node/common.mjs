@@ -61,3 +61,17 @@ export function collect(client, payload, count, onFirst) {
     });
   });
 }
+
+/** The value without Apollo's `__typename` fields (its cache adds them to every
+ * selection), for comparing results with what the server sent. */
+export function withoutTypename(value) {
+  if (Array.isArray(value)) return value.map(withoutTypename);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([key]) => key !== "__typename")
+        .map(([key, item]) => [key, withoutTypename(item)]),
+    );
+  }
+  return value;
+}

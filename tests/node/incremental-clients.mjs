@@ -7,7 +7,7 @@ import { ApolloClient, HttpLink, InMemoryCache, gql } from "@apollo/client";
 import { GraphQL17Alpha9Handler } from "@apollo/client/incremental";
 import { createClient } from "graphql-sse";
 
-import { collect, fail, report, watchdog } from "./common.mjs";
+import { collect, fail, report, watchdog, withoutTypename } from "./common.mjs";
 
 watchdog(25);
 const url = process.argv[2];
@@ -25,18 +25,6 @@ async function watchedFetch(input, init) {
     contentType: response.headers.get("content-type"),
   });
   return response;
-}
-
-function withoutTypename(value) {
-  if (Array.isArray(value)) return value.map(withoutTypename);
-  if (value && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([key]) => key !== "__typename")
-        .map(([key, item]) => [key, withoutTypename(item)]),
-    );
-  }
-  return value;
 }
 
 // Every state Apollo's watchQuery goes through until the result is complete.
